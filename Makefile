@@ -1,0 +1,50 @@
+# The two commands of the README. Each does its own set-up on a fresh machine.
+#   make demo   create .venv, install edgekit, run the main job end to end on synthetic data
+#   make test   create/update .venv, install what the tests need, run the tests
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo-out
+# Debian packages the tests need (later: mosquitto, qemu-user-static, gcc-arm-none-eabi); installed when root.
+APT_PACKAGES ?=
+# The real CWRU files are read from where they lie, never copied into the project.
+EDGEKIT_CWRU_DIR ?= $(abspath ../shared/data/cwru_12k_drive_end)
+export EDGEKIT_CWRU_DIR
+
+.PHONY: demo test venv install-demo install-test system-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+install-demo: venv
+	$(BIN)/python -m pip install --quiet -e '.[runtime,data]'
+
+install-test: venv system-deps
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "tests need Debian packages:$$missing (run: sudo apt-get install$$missing)"; fi; \
+	fi
+
+demo: install-demo
+	$(BIN)/edgekit data synth --out $(DEMO)/data --seed 0 --overwrite
+	$(BIN)/edgekit data info $(DEMO)/data
+	$(BIN)/edgekit features extract $(DEMO)/data --bearing 6205 --rpm 1797 --out $(DEMO)/features.npz
+	$(BIN)/edgekit data plot $(DEMO)/data --out $(DEMO)/spectra.png
+	@echo "demo done: dataset, features and spectra plot are in $(DEMO)/"
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+bench: install-test
+	$(BIN)/python benchmarks/features.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,49 @@
+"""The ``edgekit`` command. Each command group lives in its own module; this one only assembles them."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from edgekit import __version__
+from edgekit.cli import data, features, targets
+from edgekit.errors import EdgekitError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class EdgekitGroup(click.Group):
+    """Turns every EdgekitError raised by a command into ``Error: ...`` and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgekitError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=EdgekitGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="edgekit")
+def cli() -> None:
+    """Condition-monitoring models from training to embedded hardware.
+
+    \b
+    Typical flow:
+      edgekit data synth --out data/synth          make a dataset (or: edgekit data import cwru ...)
+      edgekit features extract data/synth          the features the device will compute
+      edgekit targets list                         the boards edgekit can export for
+    """
+
+
+cli.add_command(targets.targets)
+cli.add_command(data.data)
+cli.add_command(features.features)
+
+
+def main() -> None:
+    cli(prog_name="edgekit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Shared fixtures. With EDGEKIT_REQUIRE_ALL=1 (set by .ci/run) a skipped test counts as a failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REQUIRE_ALL = os.environ.get("EDGEKIT_REQUIRE_ALL") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"skipped, but EDGEKIT_REQUIRE_ALL=1 forbids skips: {reason}"
+
+
+@pytest.fixture(scope="session")
+def cwru_dir() -> Path:
+    """The real CWRU files, from EDGEKIT_CWRU_DIR (the Makefile points it at ../shared/data)."""
+    path = os.environ.get("EDGEKIT_CWRU_DIR")
+    if not path or not Path(path).is_dir():
+        pytest.skip(f"CWRU files not found (EDGEKIT_CWRU_DIR={path!r}); point it at the CWRU .mat folder")
+    return Path(path)
