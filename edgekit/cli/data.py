@@ -38,7 +38,7 @@ def data() -> None:
 
 
 @data.command()
-@out_option
+@click.option("--out", type=click.Path(file_okay=False), help="Folder to write the dataset to.")
 @click.option("--preset", default="motor", show_default=True, help="Machine preset (see --list-presets).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed; the same seed gives the same data.")
 @click.option("--recordings-per-class", default=4, show_default=True, type=click.IntRange(1),
@@ -57,10 +57,15 @@ def synth(out, preset, seed, recordings_per_class, duration, scenario, list_pres
     from edgekit.data import presets, scenarios, synth as generator
 
     if list_presets:
-        echo_table([(name, p.description) for name, p in presets.PRESETS.items()], ["preset", "machine"])
+        echo_table([(name, f"{p.sample_rate:g}", f"{p.rpm_nominal:g}", ", ".join(map(str, p.loads)),
+                     f"{p.bearing.n_balls} balls", ", ".join(f"{r.freq_hz:g}" for r in p.resonances))
+                    for name, p in presets.PRESETS.items()],
+                   ["preset", "sample rate Hz", "rpm at load 0", "loads", "bearing", "resonances Hz"])
         click.echo()
         echo_table(list(scenarios.SCENARIOS.items()), ["scenario", "what changes"])
         return
+    if not out:
+        raise DataError("missing --out: name the folder to write the dataset to")
     if scenario:
         dataset = scenarios.generate_scenario(scenario, preset=preset, seed=seed,
                                               **({"duration_s": duration} if duration else {}))
