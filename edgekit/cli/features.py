@@ -78,7 +78,7 @@ def extract_command(dataset, window, hop, bearing, rpm, out, fmt) -> None:
         np.savez_compressed(out, features=values, labels=labels, quality=quality, feature_names=np.array(names),
                             classes=np.array(ds.classes), recording=np.array([r.id for r in ds])[owner],
                             spec=np.array(__import__("json").dumps(spec.to_dict())))
-    shown = [n for n in ("time_rms", "time_kurtosis", "time_crest", "spec_centroid", "spec_dominant_freq")
+    shown = [n for n in ("time_rms", "time_kurtosis", "time_crest", "spec_centroid", "spec_dominant")
              if n in names]
     per_class = {
         c: {n: float(values[labels == i, names.index(n)].mean()) for n in shown}

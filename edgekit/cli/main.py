@@ -7,7 +7,7 @@ import sys
 import click
 
 from edgekit import __version__
-from edgekit.cli import data, features, targets
+from edgekit.cli import data, features, targets, train
 from edgekit.errors import EdgekitError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -39,6 +39,8 @@ def cli() -> None:
 cli.add_command(targets.targets)
 cli.add_command(data.data)
 cli.add_command(features.features)
+cli.add_command(train.train)
+cli.add_command(train.evaluate)
 
 
 def main() -> None:
