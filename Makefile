@@ -1,5 +1,6 @@
 # The two commands of the README. Each does its own set-up on a fresh machine.
 #   make demo   create .venv, install edgekit, run the main job end to end on synthetic data
+#               (synthesize -> features -> train -> evaluate; later: export -> run)
 #   make test   create/update .venv, install what the tests need, run the tests
 
 PYTHON ?= python3
@@ -21,7 +22,7 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 install-demo: venv
-	$(BIN)/python -m pip install --quiet -e '.[runtime,data]'
+	$(BIN)/python -m pip install --quiet -e '.[runtime,data,train]'
 
 install-test: venv system-deps
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -38,7 +39,10 @@ demo: install-demo
 	$(BIN)/edgekit data info $(DEMO)/data
 	$(BIN)/edgekit features extract $(DEMO)/data --bearing 6205 --rpm 1797 --out $(DEMO)/features.npz
 	$(BIN)/edgekit data plot $(DEMO)/data --out $(DEMO)/spectra.png
-	@echo "demo done: dataset, features and spectra plot are in $(DEMO)/"
+	rm -rf $(DEMO)/run
+	$(BIN)/edgekit train $(DEMO)/data --model cnn1d --epochs 15 --seed 0 --out $(DEMO)/run
+	$(BIN)/edgekit evaluate $(DEMO)/run --dataset $(DEMO)/data --noise-snr 10
+	@echo "demo done: dataset, features, spectra plot and a trained run (metrics, confusion matrix) are in $(DEMO)/"
 
 test: install-test
 	$(BIN)/python -m pytest -q

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from edgekit.errors import require_module
@@ -19,6 +20,10 @@ def _flat(prefix: str, value, out: dict) -> dict:
 
 def log_run(run_dir: str | Path, tracking_uri: str = "file:./mlruns", experiment: str = "edgekit") -> str:
     """Log params (the resolved config), test metrics, curves and every file of ``run_dir``; returns the run id."""
+    if tracking_uri.startswith("file:") or "://" not in tracking_uri:
+        # MLflow 3 refuses its file store unless asked; a local file store is what offline users want, and the
+        # skinny client (our extra) has no SQL backend to offer instead.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     mlflow = require_module("mlflow", "mlflow")
     folder = Path(run_dir)
     config = json.loads((folder / "config.json").read_text())

@@ -150,3 +150,18 @@ def test_cli_train_and_evaluate_json(synth_dataset, tmp_path):
     assert json.loads(result.output)["accuracy"] == pytest.approx(trained["accuracy"])
     bad = runner.invoke(cli, ["evaluate", str(tmp_path), "--dataset", str(synth_dataset)])
     assert bad.exit_code == 1 and "is not a complete run directory: missing config.json" in bad.output
+
+
+def test_mlflow_logs_params_metrics_and_artifacts(mlp_run, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    from edgekit.train.tracking import log_run
+
+    run_dir, metrics = mlp_run
+    uri = (tmp_path / "mlruns").as_uri()
+    run_id = log_run(run_dir, uri)
+    client = mlflow.tracking.MlflowClient(uri)
+    logged = client.get_run(run_id)
+    assert logged.data.metrics["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert logged.data.params["options.model"] == "mlp"
+    assert len(client.get_metric_history(run_id, "val_loss")) == metrics["epochs_run"]
+    assert {"model.pt", "metrics.json", "feature_spec.json"} <= {a.path for a in client.list_artifacts(run_id)}
