@@ -30,3 +30,7 @@ def require_module(module: str, extra: str):
         raise MissingDependencyError(
             f"{module} is not installed; install it with: pip install 'edgekit[{extra}]'"
         ) from exc
+
+
+class BundleError(EdgekitError):
+    """A bundle that cannot be written or trusted: a bad file name, a changed or missing file, a wrong signature."""

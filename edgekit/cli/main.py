@@ -8,6 +8,7 @@ import click
 
 from edgekit import __version__
 from edgekit.cli import data, features, targets, train
+from edgekit.cli.bundle import bundle, keys
 from edgekit.errors import EdgekitError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -41,6 +42,8 @@ cli.add_command(data.data)
 cli.add_command(features.features)
 cli.add_command(train.train)
 cli.add_command(train.evaluate)
+cli.add_command(bundle)
+cli.add_command(keys)
 
 
 def main() -> None:
