@@ -7,7 +7,7 @@ import sys
 import click
 
 from edgekit import __version__
-from edgekit.cli import data, features, targets, train
+from edgekit.cli import data, export, features, targets, train
 from edgekit.cli.bundle import bundle, keys
 from edgekit.errors import EdgekitError
 
@@ -42,6 +42,7 @@ cli.add_command(data.data)
 cli.add_command(features.features)
 cli.add_command(train.train)
 cli.add_command(train.evaluate)
+cli.add_command(export.export)
 cli.add_command(bundle)
 cli.add_command(keys)
 

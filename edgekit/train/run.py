@@ -9,6 +9,7 @@
     RUN_DIR/curves.json|png        training curves
     RUN_DIR/metrics.json|md        test metrics (rewritten by ``edgekit evaluate``), confusion.png
     RUN_DIR/calibration.npz        representative training windows (+ their features) for int8 calibration
+    RUN_DIR/holdout.npz            up to 1000 class-stratified test windows (+ features, labels) to validate exports
     RUN_DIR/reference_stats.json   training feature distributions, class distribution (drift reference)
     RUN_DIR/anomaly.json           the anomaly model ("unknown" detection)
 """
@@ -28,7 +29,7 @@ from edgekit.errors import DataError
 from edgekit.features import FeatureSpec
 
 REQUIRED_FILES = ("config.json", "feature_spec.json", "model.json", "model.pt", "anomaly.json",
-                  "reference_stats.json", "calibration.npz")
+                  "reference_stats.json", "calibration.npz", "holdout.npz")
 
 
 @dataclass
@@ -53,7 +54,13 @@ class Run:
         return self.model_info["input"]["kind"]
 
     def calibration(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / "calibration.npz") as data:
+        return self._arrays("calibration.npz")
+
+    def holdout(self) -> dict[str, np.ndarray]:
+        return self._arrays("holdout.npz")
+
+    def _arrays(self, name: str) -> dict[str, np.ndarray]:
+        with np.load(self.path / name) as data:
             return {k: data[k] for k in data.files}
 
     def model_inputs(self, windows: np.ndarray) -> np.ndarray:
@@ -80,7 +87,8 @@ def _default(value: Any) -> Any:
 
 
 def save_run(out: Path, *, config: dict, spec: FeatureSpec, model, model_info: dict, curves: dict,
-             anomaly: MahalanobisAnomaly, reference_stats: dict, calibration: dict[str, np.ndarray]) -> Path:
+             anomaly: MahalanobisAnomaly, reference_stats: dict, calibration: dict[str, np.ndarray],
+             holdout: dict[str, np.ndarray]) -> Path:
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +100,7 @@ def save_run(out: Path, *, config: dict, spec: FeatureSpec, model, model_info: d
     _write_json(out / "anomaly.json", anomaly.to_dict())
     _write_json(out / "reference_stats.json", reference_stats)
     np.savez_compressed(out / "calibration.npz", **calibration)
+    np.savez_compressed(out / "holdout.npz", **holdout)
     return out
 
 

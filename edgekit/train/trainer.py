@@ -26,6 +26,7 @@ from edgekit.train.reference import reference_statistics
 from edgekit.train.run import save_run
 
 CALIBRATION_WINDOWS = 300
+HOLDOUT_WINDOWS = 1000  # test windows kept in the run, so export can validate artifacts without the dataset
 DEFAULT_LR = {"cnn1d": 2e-3, "mlp": 3e-3}
 
 
@@ -72,7 +73,7 @@ def _check_dataset(dataset: Dataset) -> None:
 
 
 def _calibration_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """A class-stratified sample of training windows, so int8 ranges see every class."""
+    """A class-stratified sample of about ``n`` windows, so int8 ranges and checks see every class."""
     classes = np.unique(labels)
     per_class = max(1, n // len(classes))
     picks = [rng.choice(np.flatnonzero(labels == c), min(per_class, int((labels == c).sum())), replace=False)
@@ -136,6 +137,7 @@ def train(dataset_path: str | Path, out: str | Path, options: TrainOptions, prog
                                      anomaly.score(held_out_features))
     rng = np.random.default_rng(options.seed)
     calib = _calibration_indices(y_train, CALIBRATION_WINDOWS, rng)
+    holdout = _calibration_indices(y_test, HOLDOUT_WINDOWS, rng)
     example = torch.from_numpy(inputs["test"][:1])
     model_info = {
         "architecture": options.model, "params": params, "classes": list(dataset.classes),
@@ -152,7 +154,8 @@ def train(dataset_path: str | Path, out: str | Path, options: TrainOptions, prog
     }
     save_run(out, config=run_config, spec=spec, model=model, model_info=model_info, curves=asdict(curves),
              anomaly=anomaly, reference_stats=reference,
-             calibration={"windows": x_train[calib], "features": f_train[calib], "labels": y_train[calib]})
+             calibration={"windows": x_train[calib], "features": f_train[calib], "labels": y_train[calib]},
+             holdout={"windows": x_test[holdout], "features": f_test[holdout], "labels": y_test[holdout]})
     plot_curves(asdict(curves), out / "curves.png")
     test_probabilities = softmax(predict_logits(model, inputs["test"]))
     metrics = evaluate_arrays(y_test, test_probabilities, dataset.classes, anomaly.score(f_test), anomaly.threshold)

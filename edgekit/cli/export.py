@@ -1,0 +1,37 @@
+"""``edgekit export``: a trained run -> verified artifacts for a board, in a (signed) bundle."""
+
+from __future__ import annotations
+
+import click
+
+from edgekit.cli.output import echo_json
+from edgekit.cli.targets import targets_dir_option
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--target", required=True, help="Target profile name (see: edgekit targets list).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
+@click.option("--archive", is_flag=True, help="Also write OUT.tar.gz.")
+@click.option("--sign-key", type=click.Path(exists=True, dir_okay=False),
+              help="ed25519 private key (from: edgekit keys generate) to sign the manifest.")
+@targets_dir_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def export(run_dir, target, out, archive, sign_key, targets_dir, fmt) -> None:
+    """Export RUN_DIR for a target: ONNX/TFLite/TensorRT artifacts, each checked against its reference and the
+    board's budgets, written with manifest.json and report.md."""
+    from edgekit.export.pipeline import export_run
+    from edgekit.export.report import report_markdown
+
+    def say(message: str) -> None:
+        if fmt != "json":
+            click.echo(f"- {message}", err=True)
+
+    report = export_run(run_dir, target, out, targets_dir=targets_dir, archive=archive, sign_key=sign_key,
+                        progress=say)
+    if fmt == "json":
+        echo_json(report)
+        return
+    markdown = report_markdown(report)
+    click.echo(markdown.split("\n## ")[0].rstrip())
+    click.echo(f"\nbundle written to {report['bundle']} (full report in report.md)")

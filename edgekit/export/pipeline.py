@@ -1,0 +1,133 @@
+"""``edgekit export RUN --target NAME``: every artifact the profile asks for, verified, in one bundle."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgekit import __version__
+from edgekit.bundle import write_bundle
+from edgekit.export.base import Artifact, ExportContext, ExportError, get_exporter, registered
+from edgekit.export.budgets import activation_memory, check_budget
+from edgekit.export.layers import layer_report
+from edgekit.export.report import report_json, write_reports
+from edgekit.export.validate import check_thresholds, compare, latency_ms
+from edgekit.runtime.engines import open_engine
+from edgekit.targets import get_profile
+
+
+def _model_inputs(run, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """What the exported graph takes: raw windows, or features after the device-side normalization."""
+    from edgekit.export.torch_prep import input_normalization, normalize_inputs
+
+    if run.input_kind == "window":
+        return arrays["windows"][:, None, :].astype(np.float32)
+    return normalize_inputs(arrays["features"].astype(np.float32), input_normalization(run.model))
+
+
+def _torch_logits(model, inputs: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(inputs)).numpy()
+
+
+def export_run(run_dir: str | Path, target: str, out: str | Path, *, targets_dir: str | Path | None = None,
+               archive: bool = False, sign_key=None, progress: Callable[[str], None] | None = None) -> dict:
+    """Export, validate and bundle; returns the report (also written as report.json/.md into the bundle)."""
+    from edgekit.export.torch_prep import deployable_model
+    from edgekit.train.run import load_run
+
+    say = progress or (lambda message: None)
+    run = load_run(run_dir)
+    profile = get_profile(target, targets_dir)
+    unknown = [f for f in profile.formats if f not in registered()]
+    if unknown:
+        raise ExportError(f"{profile.name} asks for {', '.join(unknown)}, which this edgekit cannot produce yet; "
+                          f"it produces {', '.join(sorted(registered()))}")
+    holdout = run.holdout()
+    with tempfile.TemporaryDirectory(prefix="edgekit-export-") as tmp:
+        ctx = ExportContext(run=run, profile=profile, out_dir=Path(tmp),
+                            calibration_inputs=_model_inputs(run, run.calibration()),
+                            holdout_inputs=_model_inputs(run, holdout), holdout_labels=holdout["labels"])
+        reference_torch = _torch_logits(deployable_model(run.model), ctx.holdout_inputs)
+        formats = ["onnx_fp32"] + [f for f in profile.formats if f != "onnx_fp32"]
+        for fmt in formats:
+            say(f"exporting {fmt}")
+            artifact = get_exporter(fmt).export(ctx)
+            ctx.artifacts[fmt] = artifact
+            _verify(ctx, artifact, reference_torch)
+        say("per-layer int8 report")
+        layers = (layer_report(ctx.path("model_fp32.onnx"), ctx.path("model_int8.onnx"), ctx.holdout_inputs)
+                  if "onnx_int8" in ctx.artifacts else [])
+        artifacts = list(ctx.artifacts.values())
+        report = report_json(profile.name, {
+            "path": str(Path(run_dir)), "architecture": run.model_info["architecture"],
+            "n_parameters": run.model_info["n_parameters"], "macs_per_window": run.model_info["macs_per_window"],
+            "holdout_windows": int(len(ctx.holdout_labels)), "host": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        }, artifacts, layers)
+        write_reports(ctx.out_dir, report)
+        files = {a.file: ctx.path(a.file) for a in artifacts}
+        for a in artifacts:
+            for key in ("dynamic_batch_file", "build_script"):
+                if key in a.extra:
+                    files[a.extra[key]] = ctx.path(a.extra[key])
+        files.update({"report.md": ctx.path("report.md"), "report.json": ctx.path("report.json")})
+        manifest = _manifest(run, profile, artifacts)
+        say("writing bundle")
+        written = write_bundle(out, files, manifest, key=sign_key, archive=archive)
+    report["bundle"] = str(written)
+    return report
+
+
+def _verify(ctx: ExportContext, artifact: Artifact, reference_torch: np.ndarray) -> None:
+    """Numbers against the reference, thresholds from the profile, budgets, host latency."""
+    size = ctx.path(artifact.file).stat().st_size
+    if artifact.engine in ("onnxruntime", "litert") or (artifact.engine == "tensorrt" and not artifact.built):
+        # An unbuilt TensorRT artifact is its ONNX source: check that, and say so in the report.
+        engine_name = "onnxruntime" if artifact.format == "onnx" else artifact.engine
+        engine = open_engine(ctx.path(artifact.file), engine_name)
+        outputs = engine.run(ctx.holdout_inputs)
+        if artifact.reference == "torch":
+            reference = reference_torch
+        else:
+            reference = open_engine(ctx.path(ctx.artifacts["onnx_fp32"].file), "onnxruntime").run(ctx.holdout_inputs)
+        result = compare(outputs, reference, ctx.holdout_labels)
+        if artifact.built:
+            check_thresholds(artifact, result, ctx.profile)
+        result["latency_ms"] = latency_ms(engine.run, ctx.holdout_inputs)
+    else:
+        result = {}
+    memory = activation_memory(ctx.path("model_fp32.onnx"))
+    deployed = artifact.target_format in ctx.profile.formats
+    budget = (check_budget(artifact, size, memory, ctx.profile) if deployed
+              else {"size_bytes": size, "note": "reference artifact, not deployed: budgets not applied"})
+    artifact.validation = {**result, **budget}
+
+
+def _manifest(run, profile, artifacts: list[Artifact]) -> dict:
+    from edgekit.export.torch_prep import input_normalization
+
+    entries = []
+    for a in artifacts:
+        entry = {k: v for k, v in dataclasses.asdict(a).items() if v not in (None, "", {})}
+        entry["deployed"] = a.target_format in profile.formats
+        entries.append(entry)
+    return {
+        "edgekit_version": __version__,
+        "target": profile.to_dict(),
+        "artifacts": entries,
+        "classes": run.classes,
+        "model": {**{k: run.model_info[k] for k in ("architecture", "input", "n_parameters", "macs_per_window")},
+                  "input_normalization": input_normalization(run.model)},
+        "feature_spec": run.spec.to_dict(),
+        "anomaly": run.anomaly.to_dict(),
+        "reference_stats": run.reference_stats,
+        "run": {"dataset": run.config["dataset"], "split": run.config["split"]},
+    }
+
