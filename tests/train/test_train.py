@@ -40,8 +40,13 @@ def test_run_directory_round_trips(mlp_run, synth_dataset, tmp_path):
     calibration = run.calibration()
     assert calibration["windows"].shape[1] == run.spec.window
     assert 0 < len(calibration["windows"]) <= 300 and set(calibration["labels"]) == {0, 1, 2, 3}
+    holdout = run.holdout()
+    assert len(holdout["windows"]) == len(holdout["features"]) == len(holdout["labels"]) > 0
+    assert set(holdout["labels"]) == {0, 1, 2, 3}
     stats = run.reference_stats
-    assert set(stats["features"]) == set(json.loads((run_dir / "feature_spec.json").read_text()) and stats["features"])
+    from edgekit.features import feature_names
+
+    assert list(stats["features"]) == feature_names(run.spec)
     assert sum(stats["class_distribution"].values()) == pytest.approx(1.0)
     for name, feature in stats["features"].items():
         assert sum(feature["bin_fractions"]) == pytest.approx(1.0), name
