@@ -29,7 +29,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="bench-work/accuracy")
     parser.add_argument("--out", default="bench-work/export")
+    parser.add_argument("--report-only", action="store_true", help="Rewrite export.md from results/export.json.")
     args = parser.parse_args()
+    if args.report_only:
+        saved = json.loads((HERE / "results" / "export.json").read_text())
+        write_markdown(saved["results"], saved["commands"], saved["host"])
+        return
     results, commands = [], []
     for run_name, target in JOBS:
         out = Path(args.out) / f"{run_name}-{target}"
