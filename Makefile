@@ -1,6 +1,6 @@
 # The two commands of the README. Each does its own set-up on a fresh machine.
 #   make demo   create .venv, install edgekit, run the main job end to end on synthetic data
-#               (synthesize -> features -> train -> evaluate; later: export -> run)
+#               (synthesize -> features -> train -> evaluate -> export for rpi4; later: run on the device)
 #   make test   create/update .venv, install what the tests need, run the tests
 
 PYTHON ?= python3
@@ -22,7 +22,7 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 install-demo: venv
-	$(BIN)/python -m pip install --quiet -e '.[runtime,data,train]'
+	$(BIN)/python -m pip install --quiet -e '.[runtime,data,train,export,tflite]'
 
 install-test: venv system-deps
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -42,7 +42,9 @@ demo: install-demo
 	rm -rf $(DEMO)/run
 	$(BIN)/edgekit train $(DEMO)/data --model cnn1d --epochs 15 --seed 0 --out $(DEMO)/run
 	$(BIN)/edgekit evaluate $(DEMO)/run --dataset $(DEMO)/data --noise-snr 10
-	@echo "demo done: dataset, features, spectra plot and a trained run (metrics, confusion matrix) are in $(DEMO)/"
+	$(BIN)/edgekit export $(DEMO)/run --target rpi4 --out $(DEMO)/bundle-rpi4
+	$(BIN)/edgekit bundle verify $(DEMO)/bundle-rpi4
+	@echo "demo done in $(DEMO)/: dataset, features, spectra.png, trained run (metrics, confusion matrix), rpi4 bundle"
 
 test: install-test
 	$(BIN)/python -m pytest -q
