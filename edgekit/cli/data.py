@@ -147,11 +147,11 @@ for _kind in ("csv", "wav", "npy"):
 @format_option
 def info(dataset, verify, fmt) -> None:
     """Show a dataset's classes, conditions, size and version."""
-    if verify:
-        loaded = load_dataset(dataset, verify=True)
-        if loaded.version != read_card(dataset).get("version"):
-            raise DataError(f"{dataset}: the recordings do not match the version in dataset.json")
-    summary = load_dataset(dataset).summary()
+    loaded = load_dataset(dataset, verify=verify)
+    summary = loaded.summary()
+    if verify and summary["version"] != read_card(dataset).get("version"):
+        raise DataError(f"{dataset}: labels or conditions were edited after import; the version in dataset.json "
+                        "no longer matches. Re-import the dataset")
     if fmt == "json":
         echo_json(summary)
         return

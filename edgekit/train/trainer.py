@@ -20,7 +20,7 @@ from edgekit.features import FeatureSpec, extract, feature_names
 from edgekit.metrics import softmax
 from edgekit.train.evaluate import evaluate_arrays, write_metrics
 from edgekit.train.loop import Curves, TrainConfig, fit, predict_logits, seed_everything
-from edgekit.train.models import build_model, count_macs, count_parameters
+from edgekit.train.models import ARCHITECTURES, build_model, count_macs, count_parameters
 from edgekit.train.plots import plot_curves
 from edgekit.train.reference import reference_statistics
 from edgekit.train.run import save_run
@@ -84,6 +84,8 @@ def _calibration_indices(labels: np.ndarray, n: int, rng: np.random.Generator) -
 def train(dataset_path: str | Path, out: str | Path, options: TrainOptions, progress=None) -> dict[str, Any]:
     """Train, evaluate on the test part, and write the run directory; returns the test metrics."""
     started = time.perf_counter()
+    if options.model not in ARCHITECTURES:
+        raise ConfigError(f"unknown model {options.model!r}; choose one of {', '.join(ARCHITECTURES)}")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise DataError(f"{out} is not empty; choose a new run directory")
@@ -114,15 +116,13 @@ def train(dataset_path: str | Path, out: str | Path, options: TrainOptions, prog
         inputs = {"train": x_train[:, None, :], "val": None if x_val is None else x_val[:, None, :],
                   "test": x_test[:, None, :]}
         input_info = {"kind": "window", "shape": [1, 1, spec.window], "dtype": "float32"}
-    elif options.model == "mlp":
+    else:
         params = {"n_features": len(names), "n_classes": n_classes}
         model = build_model("mlp", params)
         model.feature_mean.copy_(torch.from_numpy(f_train.mean(0)))
         model.feature_scale.copy_(torch.from_numpy(np.maximum(f_train.std(0), 1e-6)))
         inputs = {"train": f_train, "val": f_val, "test": f_test}
         input_info = {"kind": "features", "shape": [1, len(names)], "dtype": "float32"}
-    else:
-        build_model(options.model, {})  # raises the error that lists the known models
     config = TrainConfig(epochs=options.epochs, batch_size=options.batch_size,
                          lr=options.lr or DEFAULT_LR[options.model], patience=options.patience, seed=options.seed,
                          gain_augmentation=options.gain_augmentation if options.model == "cnn1d" else 1.0)
