@@ -39,13 +39,16 @@ def _print_metrics(metrics: dict, fmt: str) -> None:
 @click.option("--train-hop", type=click.IntRange(1), help="Hop of training windows [window/8].")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate [cnn1d 2e-3, mlp 3e-3].")
+@click.option("--augment-snr", type=float, default=0.0, show_default=True,
+              help="cnn1d: add white noise at a random SNR in [DB, DB+20] dB to half the training windows.")
+@click.option("--no-augment", is_flag=True, help="cnn1d: train without noise and gain augmentation.")
 @click.option("--bearing", help="Bearing designation (e.g. 6205) for envelope features.")
 @click.option("--rpm", type=click.FloatRange(min=1), help="Shaft speed for envelope features.")
 @click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="file:./mlruns", default=None,
               help="Log params, metrics and artifacts to MLflow (default store file:./mlruns).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def train(dataset, model, out, split, train_conditions, test_conditions, epochs, patience, seed, window, hop,
-          train_hop, batch_size, lr, bearing, rpm, mlflow_uri, fmt) -> None:
+          train_hop, batch_size, lr, augment_snr, no_augment, bearing, rpm, mlflow_uri, fmt) -> None:
     """Train a fault classifier on DATASET and write a run directory."""
     from tqdm.auto import tqdm
 
@@ -54,7 +57,8 @@ def train(dataset, model, out, split, train_conditions, test_conditions, epochs,
     options = TrainOptions(model=model, split=split, train_conditions=train_conditions,
                            test_conditions=test_conditions, epochs=epochs, seed=seed, window=window, hop=hop,
                            train_hop=train_hop, batch_size=batch_size, lr=lr, patience=patience,
-                           bearing=bearing, rpm=rpm)
+                           bearing=bearing, rpm=rpm, noise_snr_db=None if no_augment else augment_snr,
+                           gain_augmentation=1.0 if no_augment else TrainOptions.gain_augmentation)
 
     def progress(epochs_range):
         return tqdm(epochs_range, desc=f"training {model}", unit="epoch", leave=True, disable=fmt == "json")

@@ -22,6 +22,10 @@ class TrainConfig:
     # Random per-window gain, log-uniform in [1/x, x]: vibration amplitude changes with load and sensor mounting,
     # the fault signature (where the energy is, how impulsive it is) does not. 1.0 turns it off.
     gain_augmentation: float = 1.0
+    # White noise at a random SNR in [noise_snr_db, noise_snr_db + 20] dB added to half the windows of each batch:
+    # field sensors are noisier than a test rig, and noise hides recording-specific detail the model could
+    # memorize. None turns it off.
+    noise_snr_db: float | None = None
 
 
 @dataclass
@@ -42,6 +46,16 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _add_noise(batch: torch.Tensor, low_db: float, generator: torch.Generator) -> torch.Tensor:
+    n = batch.shape[0]
+    snr_db = low_db + 20 * torch.rand(n, generator=generator)
+    keep = torch.rand(n, generator=generator) < 0.5
+    shape = (n,) + (1,) * (batch.dim() - 1)
+    power = batch.pow(2).mean(dim=tuple(range(1, batch.dim())))
+    sigma = torch.sqrt(power / 10 ** (snr_db / 10)) * (~keep)
+    return batch + torch.randn(batch.shape, generator=generator) * sigma.view(shape)
 
 
 def predict_logits(model: nn.Module, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -93,6 +107,8 @@ def fit(
                 spread = float(np.log(config.gain_augmentation))
                 gains = torch.exp((torch.rand(len(idx), generator=generator) * 2 - 1) * spread)
                 batch = batch * gains.view(-1, *([1] * (batch.dim() - 1)))
+            if config.noise_snr_db is not None:
+                batch = _add_noise(batch, config.noise_snr_db, generator)
             logits = model(batch)
             loss = loss_fn(logits, y_all[idx])
             loss.backward()

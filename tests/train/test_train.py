@@ -170,3 +170,15 @@ def test_mlflow_logs_params_metrics_and_artifacts(mlp_run, tmp_path):
     assert logged.data.params["options.model"] == "mlp"
     assert len(client.get_metric_history(run_id, "val_loss")) == metrics["epochs_run"]
     assert {"model.pt", "metrics.json", "feature_spec.json"} <= {a.path for a in client.list_artifacts(run_id)}
+
+
+def test_noise_augmentation_hits_half_the_windows_at_the_stated_snr():
+    from edgekit.train.loop import _add_noise
+
+    batch = torch.ones(1000, 1, 8192)  # long windows: the measured noise power is then within ~0.3 dB of its draw
+    noisy = _add_noise(batch, 10.0, torch.Generator().manual_seed(0))
+    noise_power = (noisy - batch).pow(2).mean(dim=(1, 2))
+    touched = noise_power > 0
+    assert 0.45 < touched.float().mean() < 0.55
+    snr_db = 10 * torch.log10(1.0 / noise_power[touched])
+    assert 10.0 - 0.5 < snr_db.min() and snr_db.max() < 30.0 + 0.5  # signal power 1, SNR drawn in [10, 30] dB
