@@ -65,7 +65,8 @@ def write_markdown(results: list[dict], commands: list[str], host: dict) -> None
     lines = ["# Export of the CWRU 0 HP models", "",
              f"Measured {host['date']} on {host['cpus']} CPU cores ({host['machine']}) by `python benchmarks/export.py`. "
              "Accuracy and agreement on the run's held-out test windows (`holdout.npz`, the test time blocks); "
-             "agreement is top-1 agreement with the reference (torch for fp32, the fp32 ONNX for the rest). "
+             "agreement is top-1 agreement with the reference (torch for the fp32 ONNX and the TFLite file, the fp32 ONNX "
+             "for the other ONNX files). "
              "Latency: one thread, batch 1, on this x86 host, not on the target.", ""]
     for r in results:
         rows = {a["target_format"]: a for a in r["artifacts"]}

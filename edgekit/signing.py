@@ -59,17 +59,22 @@ def generate_keypair(private_path, public_path) -> str:
                                     serialization.NoEncryption())
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-    for path in (private_path, public_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    # Created 0600 with O_EXCL: the secret is never readable by others, not even between a write and a chmod.
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(private_pem)
+    try:
+        for path in (private_path, public_path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        # Created 0600 with O_EXCL: the secret is never readable by others, not even between a write and a chmod.
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private_pem)
+    except OSError as exc:
+        raise BundleError(f"cannot write the key to {private_path}: {exc.strerror}; choose a writable folder") from None
     try:
         with open(public_path, "xb") as f:
             f.write(public_pem)
-    except BaseException:
+    except BaseException as exc:
         private_path.unlink()
+        if isinstance(exc, OSError):
+            raise BundleError(f"cannot write {public_path}: {exc.strerror}; choose a writable folder") from None
         raise
     return public_key_fingerprint(key)
 

@@ -42,6 +42,8 @@ class Budget:
 
     ram_kib: int
     flash_kib: int
+    # Linux boards load the model file into RAM beside the activations; an MCU runs its weights from flash.
+    weights_in_ram: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,6 @@ class Quantization:
     per_channel: bool = True
     reduce_range: bool = False
     symmetric_activations: bool = False
-    format: str = "qdq"
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,8 @@ def load_profile(path: str | Path) -> TargetProfile:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read target profile: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; a target profile is TOML text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:

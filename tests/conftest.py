@@ -20,6 +20,17 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped, but EDGEKIT_REQUIRE_ALL=1 forbids skips: {reason}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A module-level importorskip skips a whole file at collection time; under REQUIRE_ALL that is a failure too."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_ALL and report.skipped:
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"skipped at collection, but EDGEKIT_REQUIRE_ALL=1 forbids skips: {reason}"
+
+
 @pytest.fixture(scope="session")
 def cwru_dir() -> Path:
     """The real CWRU files, from EDGEKIT_CWRU_DIR (the Makefile points it at ../shared/data)."""

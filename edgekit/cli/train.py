@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgekit.cli.output import echo_json
+from edgekit.errors import ConfigError
 
 
 def _print_metrics(metrics: dict, fmt: str) -> None:
@@ -54,6 +55,8 @@ def train(dataset, model, out, split, train_conditions, test_conditions, epochs,
 
     from edgekit.train.trainer import TrainOptions, train as run_training
 
+    if no_augment and augment_snr != 0.0:
+        raise ConfigError("--augment-snr and --no-augment contradict each other; pass one of them")
     options = TrainOptions(model=model, split=split, train_conditions=train_conditions,
                            test_conditions=test_conditions, epochs=epochs, seed=seed, window=window, hop=hop,
                            train_hop=train_hop, batch_size=batch_size, lr=lr, patience=patience,

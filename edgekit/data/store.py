@@ -158,15 +158,17 @@ def save_dataset(dataset: Dataset, out_dir: str | Path, *, overwrite: bool = Fal
     """
     out = Path(out_dir)
     card_path = out / CARD_NAME
+    if not dataset.recordings:
+        raise DataError("refusing to write an empty dataset: no recordings were selected")
     if out.exists() and any(out.iterdir()):
         if not card_path.exists():
             raise DataError(f"{out} exists and is not an edgekit dataset; choose an empty or new folder")
         if not overwrite:
             raise DataError(f"{out} already holds a dataset; pass --overwrite to replace it")
+        # The card goes first: a folder interrupted from here on has no card, so nothing reads it as complete.
+        card_path.unlink()
         for old in (out / "recordings").glob("*.npy"):
             old.unlink()
-    if not dataset.recordings:
-        raise DataError("refusing to write an empty dataset: no recordings were selected")
     (out / "recordings").mkdir(parents=True, exist_ok=True)
     entries = []
     for rec in dataset.recordings:

@@ -1,7 +1,7 @@
 """The exporter interface: one small module per backend, registered by the format it produces.
 
 An exporter turns a trained run into one artifact for one target format (``onnx_int8``, ``tflite_int8``, ...).
-The pipeline asks every registered exporter whether the profile wants its format, runs those, and validates
+The pipeline runs the exporter of every format the profile lists (plus the fp32 ONNX reference) and validates
 each artifact against its reference before anything is bundled.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -61,12 +61,9 @@ class ExportContext:
 
 
 class Exporter(ABC):
-    """Produces one target format. ``supports`` defaults to "the profile lists my format"."""
+    """Produces one target format, named by ``name``."""
 
     name: str = ""
-
-    def supports(self, profile: TargetProfile) -> bool:
-        return self.name in profile.formats
 
     @abstractmethod
     def export(self, ctx: ExportContext) -> Artifact:
@@ -100,5 +97,3 @@ def _load_builtin_exporters() -> None:
     # Importing the modules runs their @register decorators; backends themselves are imported lazily inside.
     from edgekit.export import onnx_export, tensorrt_export, tflite_export  # noqa: F401
 
-
-Runner = Callable[[np.ndarray], np.ndarray]

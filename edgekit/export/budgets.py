@@ -55,8 +55,7 @@ def check_budget(artifact: Artifact, size_bytes: int, memory: dict, profile: Tar
         raise BudgetError(f"{artifact.file} is {size_bytes / 1024:.1f} KiB, {(size_bytes - profile.flash_bytes) / 1024:.1f} "
                           f"KiB over {profile.name}'s flash budget of {profile.flash_bytes / 1024:.0f} KiB; "
                           "use a smaller model (e.g. --model mlp) or a bigger board")
-    # On an MCU the weights stay in flash; elsewhere they are loaded into RAM beside the activations.
-    in_ram = activation_bytes + (0 if profile.arch.startswith("armv") else size_bytes)
+    in_ram = activation_bytes + (size_bytes if profile.budget.weights_in_ram else 0)
     result["ram_bytes"] = in_ram
     if in_ram > profile.ram_bytes:
         raise BudgetError(f"{artifact.file} needs {in_ram / 1024:.1f} KiB of RAM at peak, "

@@ -80,10 +80,6 @@ class OnnxFp32Exporter(Exporter):
 
     name = "onnx_fp32"
 
-    def supports(self, profile) -> bool:
-        # Every other artifact is checked against (or built from) the fp32 ONNX, so it is always exported.
-        return True
-
     def export(self, ctx: ExportContext) -> Artifact:
         model = _deployable(ctx)
         export_torch_to_onnx(model, ctx.calibration_inputs, ctx.path("model_fp32.onnx"))

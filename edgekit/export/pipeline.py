@@ -18,7 +18,8 @@ from edgekit.export.layers import layer_report
 from edgekit.export.report import report_json, write_reports
 from edgekit.export.validate import check_thresholds, compare, latency_ms
 from edgekit.runtime.engines import open_engine
-from edgekit.targets import get_profile
+from edgekit.signing import as_private_key
+from edgekit.targets import FORMATS, get_profile
 
 
 def _model_inputs(run, arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -50,13 +51,15 @@ def export_run(run_dir: str | Path, target: str, out: str | Path, *, targets_dir
     if unknown:
         raise ExportError(f"{profile.name} asks for {', '.join(unknown)}, which this edgekit cannot produce yet; "
                           f"it produces {', '.join(sorted(registered()))}")
+    signing_key = as_private_key(sign_key) if sign_key is not None else None  # a bad key fails before the work
     holdout = run.holdout()
     with tempfile.TemporaryDirectory(prefix="edgekit-export-") as tmp:
         ctx = ExportContext(run=run, profile=profile, out_dir=Path(tmp),
                             calibration_inputs=_model_inputs(run, run.calibration()),
                             holdout_inputs=_model_inputs(run, holdout), holdout_labels=holdout["labels"])
         reference_torch = _torch_logits(deployable_model(run.model), ctx.holdout_inputs)
-        formats = ["onnx_fp32"] + [f for f in profile.formats if f != "onnx_fp32"]
+        # FORMATS is in dependency order (int8 ONNX before the TensorRT int8 recipe built from it).
+        formats = ["onnx_fp32"] + [f for f in FORMATS if f in profile.formats and f != "onnx_fp32"]
         for fmt in formats:
             say(f"exporting {fmt}")
             artifact = get_exporter(fmt).export(ctx)
@@ -74,13 +77,13 @@ def export_run(run_dir: str | Path, target: str, out: str | Path, *, targets_dir
         write_reports(ctx.out_dir, report)
         files = {a.file: ctx.path(a.file) for a in artifacts}
         for a in artifacts:
-            for key in ("dynamic_batch_file", "build_script"):
-                if key in a.extra:
-                    files[a.extra[key]] = ctx.path(a.extra[key])
+            for extra_file in ("dynamic_batch_file", "build_script"):
+                if extra_file in a.extra:
+                    files[a.extra[extra_file]] = ctx.path(a.extra[extra_file])
         files.update({"report.md": ctx.path("report.md"), "report.json": ctx.path("report.json")})
         manifest = _manifest(run, profile, artifacts)
         say("writing bundle")
-        written = write_bundle(out, files, manifest, key=sign_key, archive=archive)
+        written = write_bundle(out, files, manifest, key=signing_key, archive=archive)
     report["bundle"] = str(written)
     return report
 

@@ -95,14 +95,19 @@ def evaluate_run(run_dir: str | Path, dataset_path: str | Path, *, part: str | N
     labels = np.array([run.classes.index(dataset.classes[i]) for i in labels_local])
     if noise_snr_db is not None:
         windows = add_noise(windows, noise_snr_db, np.random.default_rng(seed))
-    probabilities = softmax(predict_logits(run.model, run.model_inputs(windows)))
     from edgekit.features import extract
 
-    scores = run.anomaly.score(extract(windows, run.spec))
+    features = extract(windows, run.spec)
+    inputs = features if run.input_kind == "features" else windows[:, None, :]
+    probabilities = softmax(predict_logits(run.model, inputs))
+    scores = run.anomaly.score(features)
     metrics = evaluate_arrays(labels, probabilities, run.classes, scores, run.anomaly.threshold)
     metrics["evaluated_on"] = {"dataset_version": dataset.version, "part": part, "noise_snr_db": noise_snr_db}
     target = Path(out) if out else run.path
     target.mkdir(parents=True, exist_ok=True)
-    stem = "metrics" if noise_snr_db is None else f"metrics_snr{noise_snr_db:g}db"
+    # metrics.json is the run's own test result (export and tracking read it); other evaluations get their own name.
+    stem = "metrics" if part == "test" and same_data else f"metrics_{part}_{dataset.version[7:15]}"
+    if noise_snr_db is not None:
+        stem += f"_snr{noise_snr_db:g}db"
     write_metrics(target, metrics, title=f"{run.model_info['architecture']} on {dataset.name} ({part})", stem=stem)
     return metrics

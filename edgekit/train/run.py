@@ -116,16 +116,19 @@ def load_run(path: str | Path) -> Run:
     missing = [f for f in REQUIRED_FILES if not (folder / f).exists()]
     if missing:
         raise DataError(f"{folder} is not a complete run directory: missing {', '.join(missing)}")
-    model_info = json.loads((folder / "model.json").read_text())
-    model = build_model(model_info["architecture"], model_info["params"])
-    model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
-    model.eval()
-    return Run(
-        path=folder,
-        config=json.loads((folder / "config.json").read_text()),
-        spec=FeatureSpec.from_dict(json.loads((folder / "feature_spec.json").read_text())),
-        model_info=model_info,
-        model=model,
-        anomaly=MahalanobisAnomaly.from_dict(json.loads((folder / "anomaly.json").read_text())),
-        reference_stats=json.loads((folder / "reference_stats.json").read_text()),
-    )
+    try:
+        model_info = json.loads((folder / "model.json").read_text())
+        model = build_model(model_info["architecture"], model_info["params"])
+        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+        model.eval()
+        return Run(
+            path=folder,
+            config=json.loads((folder / "config.json").read_text()),
+            spec=FeatureSpec.from_dict(json.loads((folder / "feature_spec.json").read_text())),
+            model_info=model_info,
+            model=model,
+            anomaly=MahalanobisAnomaly.from_dict(json.loads((folder / "anomaly.json").read_text())),
+            reference_stats=json.loads((folder / "reference_stats.json").read_text()),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, RuntimeError) as exc:
+        raise DataError(f"{folder} is a damaged run directory ({type(exc).__name__}: {exc}); retrain it") from None

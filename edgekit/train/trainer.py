@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -156,15 +157,22 @@ def train(dataset_path: str | Path, out: str | Path, options: TrainOptions, prog
                     "test": int(len(x_test))},
         "torch_threads": torch.get_num_threads(),
     }
-    save_run(out, config=run_config, spec=spec, model=model, model_info=model_info, curves=asdict(curves),
+    # Everything goes to a staging folder that becomes RUN_DIR only when complete: an interrupted run leaves no
+    # half-written directory that export could mistake for a finished one.
+    staging = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_run(staging, config=run_config, spec=spec, model=model, model_info=model_info, curves=asdict(curves),
              anomaly=anomaly, reference_stats=reference,
              calibration={"windows": x_train[calib], "features": f_train[calib], "labels": y_train[calib]},
              holdout={"windows": x_test[holdout], "features": f_test[holdout], "labels": y_test[holdout]})
-    plot_curves(asdict(curves), out / "curves.png")
+    plot_curves(asdict(curves), staging / "curves.png")
     test_probabilities = softmax(predict_logits(model, inputs["test"]))
     metrics = evaluate_arrays(y_test, test_probabilities, dataset.classes, anomaly.score(f_test), anomaly.threshold)
     metrics["evaluated_on"] = {"dataset_version": dataset.version, "part": "test", "noise_snr_db": None}
     metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     metrics["epochs_run"] = len(curves.train_loss)
-    write_metrics(out, metrics, title=f"{options.model} on {dataset.name}")
+    write_metrics(staging, metrics, title=f"{options.model} on {dataset.name}")
+    if out.exists():
+        out.rmdir()  # checked empty at the start
+    staging.rename(out)
     return metrics

@@ -75,3 +75,12 @@ def test_cli_import_npy_writes_a_dataset(tmp_path):
     assert ds.classes == ["ok"] and ds.recordings[0].conditions == {"load": 1}
     bad = CliRunner().invoke(cli, ["data", "import", "npy", str(tmp_path / "src"), "--out", str(tmp_path / "ds2")])
     assert bad.exit_code == 1 and bad.output == "Error: npy files carry no sample rate; pass --sample-rate HZ\n"
+
+
+def test_named_column_on_npy_and_binary_csv_are_clear_errors(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones(10))
+    with pytest.raises(DataError, match="--column must be a column index for .npy files; names work for csv"):
+        import_files("npy", tmp_path / "a.npy", label="x", sample_rate=10, column="left")
+    (tmp_path / "b.csv").write_bytes(b"\xff\xfe\x00\x81binary")
+    with pytest.raises(DataError, match="b.csv is not a text file"):
+        import_files("csv", tmp_path / "b.csv", label="x", sample_rate=10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from edgekit.data.splits import (
@@ -35,7 +35,8 @@ def test_blocks_split_parts_share_no_sample_and_keep_a_guard(window, hop_div, va
     try:
         split = split_blocks(ds, window, val_fraction=val, test_fraction=test)
     except DataError:
-        return  # too short for this combination: refused, not silently degraded
+        reject()  # too short for this combination: refused, not silently degraded
+        return
     hop = max(1, window // hop_div)
     seen = {}
     for part in ("train", "val", "test"):

@@ -36,7 +36,10 @@ def _pick_column(table: np.ndarray, column: int, path: Path) -> np.ndarray:
 
 def read_csv(path: Path, column: int | str = 0) -> tuple[np.ndarray, None]:
     """One numeric column of a delimited text file; a header row is allowed (and lets columns go by name)."""
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name} is not a text file; import it with the command for its format") from None
     sample = text[:4096]
     try:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t ")
@@ -85,7 +88,7 @@ def read_wav(path: Path, column: int | str = 0) -> tuple[np.ndarray, float]:
         # Unsigned 8-bit WAV is offset binary; signed formats are two's complement.
         offset = (info.max + 1) / 2 if info.min == 0 else 0.0
         data = (data.astype(np.float64) - offset) / (info.max - offset + 1)
-    return _pick_column(np.asarray(data), int(column), path), float(rate)
+    return _pick_column(np.asarray(data), _column_index(column, path), path), float(rate)
 
 
 def read_npy(path: Path, column: int | str = 0) -> tuple[np.ndarray, None]:
@@ -95,7 +98,13 @@ def read_npy(path: Path, column: int | str = 0) -> tuple[np.ndarray, None]:
         raise DataError(f"{path.name}: not a plain numeric .npy file ({exc})") from exc
     if not np.issubdtype(data.dtype, np.number):
         raise DataError(f"{path.name}: holds {data.dtype}, not numbers")
-    return _pick_column(data, int(column), path), None
+    return _pick_column(data, _column_index(column, path), path), None
+
+
+def _column_index(column: int | str, path: Path) -> int:
+    if isinstance(column, str) and not column.isdigit():
+        raise DataError(f"{path.name}: --column must be a column index for {path.suffix} files; names work for csv")
+    return int(column)
 
 
 READERS: dict[str, Callable[[Path, Any], tuple[np.ndarray, float | None]]] = {
