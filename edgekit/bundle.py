@@ -47,10 +47,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 
 from edgekit import __version__
 from edgekit.errors import BundleError
+from edgekit.jsonable import json_default
 from edgekit.signing import as_private_key, public_key_fingerprint, verify_manifest_signature
 
 SCHEMA_VERSION = 1
@@ -110,20 +110,11 @@ def canonical_json(manifest: Mapping[str, Any]) -> bytes:
     """The manifest as the exact bytes that are hashed and signed: sorted keys, indent 2, trailing newline."""
     try:
         text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False,
-                          default=_json_default)
+                          default=json_default)
     except (TypeError, ValueError) as exc:
         raise BundleError(f"the manifest must hold plain JSON values with text keys (no NaN or infinity): {exc}") \
             from exc
     return (text + "\n").encode("utf-8")
-
-
-def _json_default(value):
-    # Validation numbers usually arrive as numpy scalars; store them as the plain numbers they are.
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _check_name(name) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.output import echo_json
+from edgekit.cli.output import echo_json, format_option
 from edgekit.cli.targets import targets_dir_option
 
 
@@ -16,7 +16,7 @@ from edgekit.cli.targets import targets_dir_option
 @click.option("--sign-key", type=click.Path(exists=True, dir_okay=False),
               help="ed25519 private key (from: edgekit keys generate) to sign the manifest.")
 @targets_dir_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def export(run_dir, target, out, archive, sign_key, targets_dir, fmt) -> None:
     """Export RUN_DIR for a target: ONNX/TFLite/TensorRT artifacts, each checked against its reference and the
     board's budgets, written with manifest.json and report.md."""

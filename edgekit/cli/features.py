@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from edgekit.cli.output import echo_json, echo_table, format_option
+from edgekit.features import feature_spec
 
 
 def spec_options(func):
@@ -21,17 +22,6 @@ def spec_options(func):
     ]):
         func = option(func)
     return func
-
-
-def build_spec(sample_rate: float, window: int, hop: int | None, bearing: str | None, rpm: float | None):
-    from edgekit.bearing import BearingGeometry
-    from edgekit.errors import ConfigError
-    from edgekit.features import FeatureSpec
-
-    if (bearing is None) != (rpm is None):
-        raise ConfigError("--bearing and --rpm go together: envelope features need both the geometry and the speed")
-    return FeatureSpec(sample_rate=sample_rate, window=window, hop=hop,
-                       bearing=BearingGeometry.named(bearing) if bearing else None, rpm=rpm)
 
 
 @click.group()
@@ -47,7 +37,7 @@ def list_features(sample_rate, window, hop, bearing, rpm, fmt) -> None:
     """List the features a spec produces."""
     from edgekit.features import feature_names
 
-    spec = build_spec(sample_rate, window, hop, bearing, rpm)
+    spec = feature_spec(sample_rate, window, hop, bearing, rpm)
     names = feature_names(spec)
     if fmt == "json":
         echo_json({"spec": spec.to_dict(), "features": names})
@@ -67,7 +57,7 @@ def extract_command(dataset, window, hop, bearing, rpm, out, fmt) -> None:
     from edgekit.features import extract_with_quality, feature_names
 
     ds = load_dataset(dataset)
-    spec = build_spec(ds.sample_rate, window, hop, bearing, rpm)
+    spec = feature_spec(ds.sample_rate, window, hop, bearing, rpm)
     windows, labels, owner = cut_windows(ds, [Segment(r.id, 0, r.n_samples) for r in ds], spec.window, spec.hop)
     extract_with_quality(windows[:1], spec)  # load the compiled kernels before timing
     started = time.perf_counter()

@@ -6,7 +6,8 @@ import json
 from typing import Any, Callable, Sequence
 
 import click
-import numpy as np
+
+from edgekit.jsonable import json_default
 
 
 def format_option(func: Callable) -> Callable:
@@ -17,20 +18,8 @@ def format_option(func: Callable) -> Callable:
     )(func)
 
 
-def to_jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
-
-
 def echo_json(value: Any) -> None:
-    click.echo(json.dumps(to_jsonable(value), indent=2))
+    click.echo(json.dumps(value, indent=2, default=json_default))
 
 
 def format_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

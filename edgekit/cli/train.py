@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli.output import echo_json
+from edgekit.cli.output import echo_json, format_option
 from edgekit.errors import ConfigError
 
 
@@ -47,7 +47,7 @@ def _print_metrics(metrics: dict, fmt: str) -> None:
 @click.option("--rpm", type=click.FloatRange(min=1), help="Shaft speed for envelope features.")
 @click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="file:./mlruns", default=None,
               help="Log params, metrics and artifacts to MLflow (default store file:./mlruns).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def train(dataset, model, out, split, train_conditions, test_conditions, epochs, patience, seed, window, hop,
           train_hop, batch_size, lr, augment_snr, no_augment, bearing, rpm, mlflow_uri, fmt) -> None:
     """Train a fault classifier on DATASET and write a run directory."""
@@ -84,7 +84,7 @@ def train(dataset, model, out, split, train_conditions, test_conditions, epochs,
 @click.option("--noise-snr", type=float, help="Add white noise at this SNR in dB to the test windows.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the added noise.")
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for metrics files [RUN_DIR].")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option
 def evaluate(run_dir, dataset, part, noise_snr, seed, out, fmt) -> None:
     """Evaluate a run: accuracy, macro-F1, per-class precision/recall, AUROC, confusion matrix."""
     from edgekit.train.evaluate import evaluate_run

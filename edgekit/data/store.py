@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from edgekit.errors import DataError
+from edgekit.jsonable import json_default
 
 CARD_NAME = "dataset.json"
 SCHEMA_VERSION = 1
@@ -141,14 +142,8 @@ def content_hash(sample_rate: float, classes: Iterable[str], recordings: Iterabl
         items.append([entry["id"], entry["label"], entry.get("conditions", {}), digest])
     items.sort(key=lambda item: item[0])
     payload = json.dumps({"sample_rate": float(sample_rate), "classes": list(classes), "recordings": items},
-                         sort_keys=True, default=_json_default)
+                         sort_keys=True, default=json_default)
     return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in dataset.json")
 
 
 def save_dataset(dataset: Dataset, out_dir: str | Path, *, overwrite: bool = False) -> Path:
@@ -194,7 +189,7 @@ def save_dataset(dataset: Dataset, out_dir: str | Path, *, overwrite: bool = Fal
     }
     # Write the card last and atomically: a folder with a card is a complete dataset.
     tmp = card_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+    tmp.write_text(json.dumps(card, indent=2, default=json_default) + "\n")
     tmp.replace(card_path)
     dataset.path = out
     return card_path

@@ -15,12 +15,13 @@ True
 from edgekit.features.extract import extract, extract_with_quality
 from edgekit.features.framing import frame
 from edgekit.features.quality import QUALITY_CONSTANT, QUALITY_NONFINITE, QUALITY_SATURATED
-from edgekit.features.spec import FeatureSpec, feature_names
+from edgekit.features.spec import FeatureSpec, feature_names, feature_spec
 from edgekit.features.streaming import StreamingExtractor
 
 __all__ = [
     "FeatureSpec",
     "feature_names",
+    "feature_spec",
     "extract",
     "extract_with_quality",
     "StreamingExtractor",

@@ -206,3 +206,16 @@ def feature_names(spec: FeatureSpec) -> list[str]:
     if spec.envelope_enabled:
         names += [f"env_{n}" for n in ENVELOPE_FEATURES]
     return names
+
+
+def feature_spec(sample_rate: float, window: int = 1024, hop: int | None = None, bearing: str | None = None,
+                 rpm: float | None = None) -> FeatureSpec:
+    """A spec from command-line style options: a catalogue bearing name plus its shaft speed, or neither.
+
+    >>> feature_spec(12000, bearing="6205", rpm=1797).envelope_enabled
+    True
+    """
+    if (bearing is None) != (rpm is None):
+        raise ConfigError("--bearing and --rpm go together: envelope features need both the geometry and the speed")
+    return FeatureSpec(sample_rate=sample_rate, window=window, hop=hop,
+                       bearing=BearingGeometry.named(bearing) if bearing else None, rpm=rpm)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from edgekit.anomaly import MahalanobisAnomaly
 from edgekit.errors import DataError
 from edgekit.features import FeatureSpec
+from edgekit.jsonable import json_default
 
 REQUIRED_FILES = ("config.json", "feature_spec.json", "model.json", "model.pt", "anomaly.json",
                   "reference_stats.json", "calibration.npz", "holdout.npz")
@@ -73,17 +73,7 @@ class Run:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, default=_default) + "\n")
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if dataclasses.is_dataclass(value):
-        return dataclasses.asdict(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+    path.write_text(json.dumps(value, indent=2, default=json_default) + "\n")
 
 
 def save_run(out: Path, *, config: dict, spec: FeatureSpec, model, model_info: dict, curves: dict,

@@ -13,11 +13,10 @@ import torch
 
 from edgekit import __version__
 from edgekit.anomaly import MahalanobisAnomaly
-from edgekit.bearing import BearingGeometry
 from edgekit.data.splits import Split, cut_windows, make_split, parse_conditions
 from edgekit.data.store import Dataset, load_dataset
 from edgekit.errors import ConfigError, DataError
-from edgekit.features import FeatureSpec, extract, feature_names
+from edgekit.features import extract, feature_names, feature_spec
 from edgekit.metrics import softmax
 from edgekit.train.evaluate import evaluate_arrays, write_metrics
 from edgekit.train.loop import Curves, TrainConfig, fit, predict_logits, seed_everything
@@ -95,10 +94,7 @@ def train(dataset_path: str | Path, out: str | Path, options: TrainOptions, prog
         raise DataError(f"{out} is not empty; choose a new run directory")
     dataset = load_dataset(dataset_path)
     _check_dataset(dataset)
-    if (options.bearing is None) != (options.rpm is None):
-        raise ConfigError("--bearing and --rpm go together: envelope features need both")
-    spec = FeatureSpec(sample_rate=dataset.sample_rate, window=options.window, hop=options.hop,
-                       bearing=BearingGeometry.named(options.bearing) if options.bearing else None, rpm=options.rpm)
+    spec = feature_spec(dataset.sample_rate, options.window, options.hop, options.bearing, options.rpm)
     split = split_for(dataset, options, spec.window)
     train_hop = options.train_hop or max(1, spec.window // 8)
     x_train, y_train, _ = cut_windows(dataset, split.train, spec.window, train_hop)
