@@ -22,7 +22,7 @@ from edgekit.signing import as_private_key
 from edgekit.targets import FORMATS, get_profile
 
 
-def _model_inputs(run, arrays: dict[str, np.ndarray]) -> np.ndarray:
+def graph_inputs(run, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """What the exported graph takes: raw windows, or features after the device-side normalization."""
     from edgekit.export.torch_prep import input_normalization, normalize_inputs
 
@@ -55,16 +55,20 @@ def export_run(run_dir: str | Path, target: str, out: str | Path, *, targets_dir
     holdout = run.holdout()
     with tempfile.TemporaryDirectory(prefix="edgekit-export-") as tmp:
         ctx = ExportContext(run=run, profile=profile, out_dir=Path(tmp),
-                            calibration_inputs=_model_inputs(run, run.calibration()),
-                            holdout_inputs=_model_inputs(run, holdout), holdout_labels=holdout["labels"])
-        reference_torch = _torch_logits(deployable_model(run.model), ctx.holdout_inputs)
+                            calibration_inputs=graph_inputs(run, run.calibration()),
+                            holdout_inputs=graph_inputs(run, holdout), holdout_labels=holdout["labels"])
+        # Held-out logits by reference name; each checked artifact adds its own, so the fp32 ONNX (always first)
+        # is run once and then serves as the reference of the others.
+        logits = {"torch": _torch_logits(deployable_model(run.model), ctx.holdout_inputs)}
         # FORMATS is in dependency order (int8 ONNX before the TensorRT int8 recipe built from it).
         formats = ["onnx_fp32"] + [f for f in FORMATS if f in profile.formats and f != "onnx_fp32"]
         for fmt in formats:
             say(f"exporting {fmt}")
             artifact = get_exporter(fmt).export(ctx)
             ctx.artifacts[fmt] = artifact
-            _verify(ctx, artifact, reference_torch)
+            if fmt == "onnx_fp32":
+                memory = activation_memory(ctx.path(artifact.file))
+            _verify(ctx, artifact, logits, memory)
         say("per-layer int8 report")
         layers = (layer_report(ctx.path("model_fp32.onnx"), ctx.path("model_int8.onnx"), ctx.holdout_inputs)
                   if "onnx_int8" in ctx.artifacts else [])
@@ -88,7 +92,7 @@ def export_run(run_dir: str | Path, target: str, out: str | Path, *, targets_dir
     return report
 
 
-def _verify(ctx: ExportContext, artifact: Artifact, reference_torch: np.ndarray) -> None:
+def _verify(ctx: ExportContext, artifact: Artifact, logits: dict[str, np.ndarray], memory: dict) -> None:
     """Numbers against the reference, thresholds from the profile, budgets, host latency."""
     size = ctx.path(artifact.file).stat().st_size
     if artifact.engine in ("onnxruntime", "litert") or (artifact.engine == "tensorrt" and not artifact.built):
@@ -96,17 +100,13 @@ def _verify(ctx: ExportContext, artifact: Artifact, reference_torch: np.ndarray)
         engine_name = "onnxruntime" if artifact.format == "onnx" else artifact.engine
         engine = open_engine(ctx.path(artifact.file), engine_name)
         outputs = engine.run(ctx.holdout_inputs)
-        if artifact.reference == "torch":
-            reference = reference_torch
-        else:
-            reference = open_engine(ctx.path(ctx.artifacts["onnx_fp32"].file), "onnxruntime").run(ctx.holdout_inputs)
-        result = compare(outputs, reference, ctx.holdout_labels)
+        result = compare(outputs, logits[artifact.reference], ctx.holdout_labels)
+        logits[artifact.target_format] = outputs
         if artifact.built:
             check_thresholds(artifact, result, ctx.profile)
         result["latency_ms"] = latency_ms(engine.run, ctx.holdout_inputs)
     else:
         result = {}
-    memory = activation_memory(ctx.path("model_fp32.onnx"))
     deployed = artifact.target_format in ctx.profile.formats
     budget = (check_budget(artifact, size, memory, ctx.profile) if deployed
               else {"size_bytes": size, "note": "reference artifact, not deployed: budgets not applied"})

@@ -11,6 +11,7 @@ import numpy as np
 from edgekit.data.splits import Segment, cut_windows
 from edgekit.data.store import load_dataset
 from edgekit.errors import DataError
+from edgekit.features import extract
 from edgekit.metrics import classification_report, softmax
 
 
@@ -95,8 +96,6 @@ def evaluate_run(run_dir: str | Path, dataset_path: str | Path, *, part: str | N
     labels = np.array([run.classes.index(dataset.classes[i]) for i in labels_local])
     if noise_snr_db is not None:
         windows = add_noise(windows, noise_snr_db, np.random.default_rng(seed))
-    from edgekit.features import extract
-
     features = extract(windows, run.spec)
     inputs = features if run.input_kind == "features" else windows[:, None, :]
     probabilities = softmax(predict_logits(run.model, inputs))

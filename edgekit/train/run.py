@@ -63,14 +63,6 @@ class Run:
         with np.load(self.path / name) as data:
             return {k: data[k] for k in data.files}
 
-    def model_inputs(self, windows: np.ndarray) -> np.ndarray:
-        """What the model takes for these raw windows: the windows themselves, or their features."""
-        from edgekit.features import extract
-
-        if self.input_kind == "window":
-            return windows[:, None, :].astype(np.float32)
-        return extract(windows, self.spec)
-
 
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, default=json_default) + "\n")

@@ -15,7 +15,8 @@ pytest.importorskip("ai_edge_litert")
 from edgekit.errors import ConfigError, MissingDependencyError  # noqa: E402
 from edgekit.export.base import ExportContext, ExportError  # noqa: E402
 from edgekit.export.tflite_export import TfliteInt8Exporter  # noqa: E402
-from edgekit.export.torch_prep import input_normalization, normalize_inputs  # noqa: E402
+from edgekit.export.pipeline import graph_inputs  # noqa: E402
+from edgekit.features import extract  # noqa: E402
 from edgekit.runtime.engines import LiteRtEngine  # noqa: E402
 from edgekit.targets import get_profile  # noqa: E402
 
@@ -43,7 +44,7 @@ def runs(tmp_path_factory):
 
 def _graph_inputs(run, windows):
     """What the exported graph takes, as the pipeline passes it: windows, or features after normalization."""
-    return normalize_inputs(run.model_inputs(windows), input_normalization(run.model))
+    return graph_inputs(run, {"windows": windows, "features": extract(windows, run.spec)})
 
 
 def _context(run, profile, out_dir, calibration=None) -> ExportContext:
