@@ -7,8 +7,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-out
-# Debian packages the tests need (later: mosquitto, qemu-user-static, gcc-arm-none-eabi); installed when root.
-APT_PACKAGES ?=
+# Debian packages the tests need (mosquitto: telemetry tests; openssl: their TLS certificates); installed when root.
+APT_PACKAGES ?= mosquitto openssl
 # The real CWRU files are read from where they lie, never copied into the project.
 EDGEKIT_CWRU_DIR ?= $(abspath ../shared/data/cwru_12k_drive_end)
 export EDGEKIT_CWRU_DIR

@@ -24,7 +24,8 @@ from edgekit.targets import FORMATS, get_profile
 
 def graph_inputs(run, arrays: dict[str, np.ndarray]) -> np.ndarray:
     """What the exported graph takes: raw windows, or features after the device-side normalization."""
-    from edgekit.export.torch_prep import input_normalization, normalize_inputs
+    from edgekit.export.torch_prep import input_normalization
+    from edgekit.runtime.model import normalize_inputs
 
     if run.input_kind == "window":
         return arrays["windows"][:, None, :].astype(np.float32)

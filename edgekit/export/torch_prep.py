@@ -61,13 +61,3 @@ def input_normalization(model: nn.Module) -> dict | None:
     if isinstance(model, FeatureMlp):
         return {"mean": model.feature_mean.tolist(), "scale": model.feature_scale.tolist()}
     return None
-
-
-def normalize_inputs(inputs, normalization: dict | None):
-    import numpy as np
-
-    if normalization is None:
-        return inputs
-    mean = np.asarray(normalization["mean"], dtype=np.float32)
-    scale = np.asarray(normalization["scale"], dtype=np.float32)
-    return ((inputs - mean) / scale).astype(np.float32)
