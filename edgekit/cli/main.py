@@ -9,6 +9,7 @@ import click
 from edgekit import __version__
 from edgekit.cli import data, export, features, targets, train
 from edgekit.cli import run as run_cli
+from edgekit.cli.bench import bench
 from edgekit.cli.bundle import bundle, keys
 from edgekit.errors import EdgekitError
 
@@ -47,6 +48,7 @@ cli.add_command(export.export)
 cli.add_command(bundle)
 cli.add_command(keys)
 cli.add_command(run_cli.run)
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ def _default_state_dir(device_id: str):
 
 def _telemetry(mqtt, state_dir, fleet, device_id, tls, auth, protocol, on_command):
     from edgekit.runtime.outbox import Outbox
-    from edgekit.runtime.telemetry import BrokerConfig, Telemetry
+    from edgekit.runtime.broker import BrokerConfig
+    from edgekit.runtime.telemetry import Telemetry
 
     ca_file, cert_file, key_file = tls
     username, password = auth
@@ -29,7 +30,11 @@ def _telemetry(mqtt, state_dir, fleet, device_id, tls, auth, protocol, on_comman
                                    cert_file=cert_file, key_file=key_file, protocol=protocol)
     state_dir.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(state_dir / "outbox.sqlite")
-    return Telemetry(broker, outbox, fleet=fleet, device_id=device_id, on_command=on_command)
+    return Telemetry(broker, outbox, fleet=fleet, device_id=device_id, on_command=on_command), outbox
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (systemd stop) ends the loop like Ctrl-C
 
 
 @click.command("run")
@@ -64,12 +69,15 @@ def _telemetry(mqtt, state_dir, fleet, device_id, tls, auth, protocol, on_comman
 @click.option("--flush-timeout", type=float, default=10.0, show_default=True,
               help="At the end of a finite source, wait this long for the broker to acknowledge everything; "
                    "what is left stays in the outbox and is sent at the next start.")
+@click.option("--connect-timeout", type=float, default=5.0, show_default=True,
+              help="Wait this long for the broker at start; a TLS or login failure is an error, an unreachable "
+                   "broker is not (reports wait in the outbox).")
 @click.option("--pubkey", type=click.Path(exists=True, dir_okay=False),
               help="Refuse the bundle unless it is signed by this ed25519 public key.")
 @click.option("-v", "--verbose", count=True, help="More log lines on stderr (-vv for debug).")
 def run(bundle_path, source, mqtt, device_id, fleet, state_dir, engine, artifact, realtime, sample_rate,
         max_windows, report_every, report_seconds, smoothing, pred_every, quiet, mqtt_ca, mqtt_cert, mqtt_key,
-        mqtt_username, mqtt_password, mqtt_protocol, flush_timeout, pubkey, verbose) -> None:
+        mqtt_username, mqtt_password, mqtt_protocol, flush_timeout, connect_timeout, pubkey, verbose) -> None:
     """Run BUNDLE on a stream: windows -> features -> model -> smoothed decision, one JSON line per window on
     stdout, drift and data-quality reports every N windows, all of it over MQTT when --mqtt is given.
 
@@ -97,18 +105,21 @@ def run(bundle_path, source, mqtt, device_id, fleet, state_dir, engine, artifact
     options = RuntimeOptions(engine=engine, artifact=artifact, smoothing=smoothing, report_every=report_every,
                              report_seconds=report_seconds, pred_every=pred_every)
     runtime = Runtime(bundle, options, state_dir=state, emit=emit)
-    telemetry = None
+    telemetry = outbox = None
     if mqtt:
         # Commands arrive on the MQTT thread; the runtime's queue hands them to the loop's thread.
-        telemetry = _telemetry(mqtt, state, fleet, device_id, (mqtt_ca, mqtt_cert, mqtt_key),
+        telemetry, outbox = _telemetry(mqtt, state, fleet, device_id, (mqtt_ca, mqtt_cert, mqtt_key),
                                (mqtt_username, mqtt_password), mqtt_protocol, runtime.commands.put)
         runtime.telemetry = telemetry
     info = describe(runtime)
     log.info("running %s on %s", info, stream.description)
-    # SIGTERM (systemd stop) ends the loop like Ctrl-C: the last report is written and the outbox flushed.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # On SIGTERM, as on Ctrl-C, the detector state is saved and the outbox given a last chance to drain.
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     if telemetry is not None:
         telemetry.start()
+        # A wrong CA or refused credentials are errors now; an unreachable broker is not (the outbox keeps all).
+        if not telemetry.wait_connected(connect_timeout):
+            log.warning("broker %s not reachable yet; reports wait in the outbox", mqtt)
     interrupted = False
     try:
         summary = runtime.run(stream, max_windows)
@@ -117,10 +128,12 @@ def run(bundle_path, source, mqtt, device_id, fleet, state_dir, engine, artifact
         summary = {"windows": runtime.windows, "reports": runtime.reports}
         runtime.save_state()
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         if telemetry is not None:
             delivered = telemetry.flush(0 if interrupted else flush_timeout)
             counters = telemetry.counters()
             telemetry.stop()
+            outbox.close()
             if not delivered:
                 log.warning("%d message(s) not yet acknowledged; they stay in %s and are sent at the next start",
                             counters.get("pending", 0), state / "outbox.sqlite")

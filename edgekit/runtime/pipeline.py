@@ -176,9 +176,13 @@ class Runtime:
         if limit is not None:
             windows = windows[:max(limit, 0)]
         records = []
-        # Bounded batches: a replayed file arrives as one big chunk, and a report may fall inside it.
-        for begin in range(0, len(windows), 256):
-            records += self._handle(windows[begin:begin + 256], extra_flags)
+        begin = 0
+        while begin < len(windows):
+            # A batch never crosses a report boundary, so its counts land in the right report; bounded in size
+            # because a replayed file arrives as one big chunk.
+            size = min(256, max(1, self.report_every - self._since_report))
+            records += self._handle(windows[begin:begin + size], extra_flags)
+            begin += size
         return records
 
     def _handle(self, windows: np.ndarray, extra_flags: int) -> list[dict]:
@@ -186,36 +190,36 @@ class Runtime:
         flags = check_windows(windows, flags) | np.uint8(extra_flags)
         if extra_flags & QUALITY_WRONG_LENGTH:
             flags[:] = QUALITY_WRONG_LENGTH  # the stand-in window's own flags would only confuse the count
-        good = flags == 0
+        good = np.flatnonzero(flags == 0)
         probabilities, scores = self.model.predict(windows[good], features[good])
+        predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+        self.quality.add(flags)
+        self.monitor.update_many(features[good], predicted, confidence,
+                                 None if self.model.anomaly is None else scores)
+        threshold = self.model.anomaly.threshold if self.model.anomaly is not None else math.inf
         records = []
-        j = 0
+        result_of = {int(i): j for j, i in enumerate(good)}
         for i in range(len(windows)):
-            index = self.windows
-            self.windows += 1
-            self._since_report += 1
-            self.quality.add(flags[i:i + 1])
+            index = self.windows + i
             t = (index * self.spec.hop + self.spec.window) / self.spec.sample_rate
-            if flags[i]:
+            j = result_of.get(i)
+            if j is None:
                 record = {"window": index, "t": round(t, 4), "skipped": True, "quality": flag_names(int(flags[i]))}
             else:
-                record = self._classify(index, t, windows[i], features[i], probabilities[j], float(scores[j]))
-                j += 1
+                record = self._classify(index, t, windows[i], int(predicted[j]), float(confidence[j]),
+                                        float(scores[j]), threshold)
             records.append(record)
             self.emit(record)
-            if self._since_report >= self.report_every:
-                self.report()
+        self.windows += len(windows)
+        self._since_report += len(windows)
+        if self._since_report >= self.report_every:
+            self.report()
         return records
 
-    def _classify(self, index: int, t: float, window: np.ndarray, features: np.ndarray,
-                  probabilities: np.ndarray, score: float) -> dict:
-        predicted = int(probabilities.argmax())
-        confidence = float(probabilities[predicted])
-        threshold = self.model.anomaly.threshold if self.model.anomaly is not None else math.inf
+    def _classify(self, index: int, t: float, window: np.ndarray, predicted: int, confidence: float,
+                  score: float, threshold: float) -> dict:
         unknown = bool(score > threshold)
         smoothed = self.vote.update(self.classes[predicted])
-        self.monitor.update(features, predicted_class=predicted, confidence=confidence,
-                            anomaly_score=None if math.isnan(score) else score)
         record = {"window": index, "t": round(t, 4), "class": self.classes[predicted],
                   "confidence": round(confidence, 4), "smoothed": smoothed,
                   "anomaly": None if math.isnan(score) else round(score, 3), "unknown": unknown}
