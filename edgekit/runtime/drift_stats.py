@@ -40,7 +40,8 @@ def ks_binned(expected: np.ndarray, actual: np.ndarray) -> float:
 
 
 def w1_binned(edges: Sequence[float], expected: np.ndarray, actual: np.ndarray,
-              expected_tails: tuple[float, float] = (0.0, 0.0), actual_tails: tuple[float, float] = (0.0, 0.0)) -> float:
+              expected_tails: tuple[float, float] = (0.0, 0.0),
+              actual_tails: tuple[float, float] = (0.0, 0.0)) -> float:
     """Wasserstein-1 distance ``integral |F_actual - F_expected| dx`` from the CDFs at the bin edges.
 
     Between edges ``|F_actual - F_expected|`` is taken as linear (trapezoids). The two open bins have no width,

@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from edgekit.errors import ConfigError
+from edgekit.errors import ConfigError, EdgekitError
 from edgekit.features import FeatureSpec, extract_with_quality, feature_names
 from edgekit.jsonable import json_default
+from edgekit.runtime.drift_by_class import ClassConditionalDrift
 from edgekit.runtime.model import DeployedModel
 from edgekit.runtime.quality import (QUALITY_WRONG_LENGTH, QUALITY_WRONG_RATE, QualityCounter, check_windows,
                                      flag_names)
@@ -60,8 +61,6 @@ class Runtime:
 
     def __init__(self, bundle, options: RuntimeOptions | None = None, *, telemetry=None,
                  state_dir: str | Path | None = None, emit: Callable[[dict], None] | None = None) -> None:
-        from edgekit.runtime.drift import DriftMonitor
-
         self.options = options or RuntimeOptions()
         manifest = bundle.manifest
         self.spec = FeatureSpec.from_dict(manifest["feature_spec"])
@@ -72,7 +71,8 @@ class Runtime:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self._bundle_id = next((f["sha256"] for f in manifest.get("files", []) if f.get("file") ==
                                 self.model.artifact["file"]), self.model.artifact.get("sha256"))
-        self.monitor = DriftMonitor(manifest["reference_stats"], feature_names(self.spec))
+        self._reference = manifest["reference_stats"]
+        self.monitor = ClassConditionalDrift(self._reference, feature_names(self.spec), self.classes)
         self.report_every = self._report_interval(self.options.report_every, self.options.report_seconds)
         self.buffer = WindowBuffer(self.spec.window, self.spec.hop)
         self.vote = MajorityVote(self.options.smoothing)
@@ -118,10 +118,15 @@ class Runtime:
         if state.get("version") != STATE_VERSION or state.get("artifact_sha256") != self._bundle_id:
             log.info("state in %s belongs to another bundle or version; starting afresh", path)
             return
+        try:
+            self.monitor.load_state_dict(state["drift"])
+        except EdgekitError as exc:
+            log.warning("drift state in %s not usable (%s); starting the drift detector afresh", path, exc)
+            self.monitor = ClassConditionalDrift(self._reference, feature_names(self.spec), self.classes)
+            return
         self.windows = int(state["windows"])
         self.reports = int(state["reports"])
         self.report_every = int(state.get("report_every", self.report_every))
-        self.monitor.load_state_dict(state["drift"])
         self.quality = QualityCounter(state.get("quality_totals"))
         log.info("resumed from %s: %d windows, %d reports so far", path, self.windows, self.reports)
 

@@ -15,7 +15,7 @@ from edgekit.errors import ConfigError
 from edgekit.features import FeatureSpec, extract, frame
 from edgekit.runtime.model import DeployedModel
 from edgekit.runtime.pipeline import REPORT_WINDOWS, Runtime, RuntimeOptions
-from edgekit.runtime.sources import ArraySource, Chunk
+from edgekit.runtime.sources import ArraySource, Chunk, open_source
 
 pytest.importorskip("torch")
 
@@ -164,3 +164,27 @@ def test_report_interval_must_be_one_way(cnn_bundle_opened):
         Runtime(cnn_bundle_opened, RuntimeOptions(report_every=10, report_seconds=2.0))
     runtime = Runtime(cnn_bundle_opened, RuntimeOptions(report_seconds=2.0))
     assert runtime.report_every == 47  # ceil(2 s * 12000 / 512)
+
+
+# Stated delays, in reports of 128 windows (5.5 s): a step is confirmed by the 2-of-3 rule within 3 reports; a
+# fault that grows from nothing (quadratically) needs one more to become large enough.
+@pytest.mark.parametrize("scenario, reports", [("gain_change", 3), ("resonance_shift", 3), ("fault_growth", 4)])
+def test_drift_is_flagged_after_the_change_and_not_before(cnn_bundle_opened, scenario, reports):
+    """60 s scenarios with the change at 30 s (window ~703), run through the whole device loop."""
+    records = []
+    Runtime(cnn_bundle_opened, RuntimeOptions(), emit=records.append).run(
+        open_source(f"synth:{scenario}:duration=60"))
+    sent = [r for r in records if "report" in r]
+    change = 30 * 12000 // 512
+    first = next(r for r in sent if r["drift_detected"])
+    assert all(not r["drift_detected"] for r in sent if r["first_window"] + r["windows"] <= change)
+    assert first["first_window"] + first["windows"] - change <= reports * REPORT_WINDOWS
+    assert len(json.dumps(first["drift"])) < 800  # a few hundred bytes on the wire
+
+
+def test_a_long_stationary_stream_raises_no_alarm(cnn_bundle_opened):
+    records = []
+    runtime = Runtime(cnn_bundle_opened, RuntimeOptions(), emit=records.append)
+    runtime.run(ArraySource(synthesize("normal", duration_s=240, rng=11, load=1), 12000.0))
+    reports = [r for r in records if "report" in r]
+    assert len(reports) >= 40 and not any(r["drift_detected"] for r in reports)
