@@ -1,6 +1,7 @@
 # The two commands of the README. Each does its own set-up on a fresh machine.
 #   make demo   create .venv, install edgekit, run the main job end to end on synthetic data
-#               (synthesize -> features -> train -> evaluate -> export for rpi4; later: run on the device)
+#               (synthesize -> features -> train -> evaluate -> export for rpi4 -> run it on a drifting machine
+#               with telemetry to a local mosquitto)
 #   make test   create/update .venv, install what the tests need, run the tests
 
 PYTHON ?= python3
@@ -21,7 +22,7 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-install-demo: venv
+install-demo: venv system-deps
 	$(BIN)/python -m pip install --quiet -e '.[runtime,data,train,export,tflite]'
 
 install-test: venv system-deps
@@ -44,7 +45,9 @@ demo: install-demo
 	$(BIN)/edgekit evaluate $(DEMO)/run --dataset $(DEMO)/data --noise-snr 10
 	$(BIN)/edgekit export $(DEMO)/run --target rpi4 --out $(DEMO)/bundle-rpi4
 	$(BIN)/edgekit bundle verify $(DEMO)/bundle-rpi4
-	@echo "demo done in $(DEMO)/: dataset, features, spectra.png, trained run (metrics, confusion matrix), rpi4 bundle"
+	$(BIN)/python scripts/demo_device.py $(DEMO)/bundle-rpi4 --out $(DEMO)/device
+	@echo "demo done in $(DEMO)/: dataset, features, spectra.png, trained run (metrics, confusion matrix), rpi4 bundle,"
+	@echo "  device run on a drifting machine with MQTT telemetry ($(DEMO)/device/reports.jsonl)"
 
 test: install-test
 	$(BIN)/python -m pytest -q
