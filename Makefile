@@ -8,8 +8,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= demo-out
-# Debian packages the tests need (mosquitto: telemetry tests; openssl: their TLS certificates); installed when root.
-APT_PACKAGES ?= mosquitto openssl
+# Debian packages the tests need, installed when root: mosquitto (telemetry tests), openssl (their TLS
+# certificates), OpenSSH + rsync + python3-venv (flash tests against a real sshd), systemd (systemd-analyze verify
+# of the unit file).
+APT_PACKAGES ?= mosquitto openssl openssh-server openssh-client rsync python3-venv systemd
 # The real CWRU files are read from where they lie, never copied into the project.
 EDGEKIT_CWRU_DIR ?= $(abspath ../shared/data/cwru_12k_drive_end)
 export EDGEKIT_CWRU_DIR

@@ -10,6 +10,7 @@ from edgekit import __version__
 from edgekit.cli import data, export, features, targets, train
 from edgekit.cli import run as run_cli
 from edgekit.cli.bench import bench
+from edgekit.cli.flash import flash
 from edgekit.cli.bundle import bundle, keys
 from edgekit.errors import EdgekitError
 
@@ -49,6 +50,7 @@ cli.add_command(bundle)
 cli.add_command(keys)
 cli.add_command(run_cli.run)
 cli.add_command(bench)
+cli.add_command(flash)
 
 
 def main() -> None:
