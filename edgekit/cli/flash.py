@@ -23,10 +23,12 @@ def flash(bundle_path: str, to: str, identity: str | None, known_hosts: str | No
           dry_run: bool, fmt: str) -> None:
     """Install BUNDLE on a Linux board: offline wheelhouse, venv, hash check, systemd unit, atomic switch.
 
+    The device needs SSH and the Python version of the bundle's target profile, but no network. A failed
+    flash leaves the previous release running.
+
     \b
-    The device needs SSH, Python (the version of the bundle's target profile) and no network. A failed flash
-    leaves the previous release running. Example:
-      edgekit flash bundle-rpi4 --to ssh://pi@raspberrypi.local/opt/edgekit --identity ~/.ssh/id_ed25519
+    Example:
+      edgekit flash bundle-rpi4 --to ssh://pi@raspberrypi.local --identity ~/.ssh/id_ed25519
     """
     from edgekit.deploy.flash import plan_flash, run_flash
 

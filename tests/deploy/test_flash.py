@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,25 +108,31 @@ def test_flash_installs_verifies_and_runs(device, sshd, mlp_bundle):
 
 def test_second_flash_switches_and_a_failed_one_keeps_current(device, sshd, mlp_bundle, x86_wheelhouse):
     path, first, _ = device
-    second = plan_flash(mlp_bundle, sshd.url(path), service=False, **sshd.flash_options())
-    result = run_flash(second, wheelhouse=x86_wheelhouse, prefer_rsync=False)
-    assert (result.previous, result.copy_tool, result.removed) == (first.release, "scp", [])
-    assert os.readlink(path / "current") == f"releases/{second.release}"
-    assert releases(path) == sorted([first.release, second.release])
+    # Through the command line this time; the wheelhouse comes from the cache the first flash filled.
+    args = ["flash", str(mlp_bundle), "--to", sshd.url(path), "--identity", str(sshd.client_key),
+            "--known-hosts", str(sshd.known_hosts), "--no-service", "--format", "json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    second = json.loads(result.stdout)
+    assert (second["previous"], second["copy_tool"], second["removed"], second["wheelhouse_cached"]) == (
+        first.release, "rsync", [], True)
+    assert os.readlink(path / "current") == f"releases/{second['release']}"
+    assert releases(path) == sorted([first.release, second["release"]])
+    assert "[7/7] switching" in result.stderr
 
-    # A wheelhouse without numba: the offline install fails on the device after the copy.
+    # A wheelhouse without numba, copied with scp this time: the offline install fails on the device.
     broken = dataclasses.replace(x86_wheelhouse, dependencies=tuple(
         w for w in x86_wheelhouse.dependencies if not w.name.startswith("numba-")))
     third = plan_flash(mlp_bundle, sshd.url(path), service=False, **sshd.flash_options())
     with pytest.raises(FlashError) as failure:
-        run_flash(third, wheelhouse=broken)
+        run_flash(third, wheelhouse=broken, prefer_rsync=False)
     assert re.fullmatch(
         r"installing edgekit\[runtime\] from the wheelhouse on 127\.0\.0\.1 failed: no wheel for numba>=[\d.]+ fits "
         r"the device \(a wheel whose manylinux tag needs a newer glibc than the device has does not; drop such tags "
         r"from the profile's platform\.wheel_tags\); the half-made release was removed and 127\.0\.0\.1 keeps its "
-        rf"previous release {second.release}", str(failure.value)), str(failure.value)
-    assert os.readlink(path / "current") == f"releases/{second.release}"
-    assert releases(path) == sorted([first.release, second.release])
+        rf"previous release {second['release']}", str(failure.value)), str(failure.value)
+    assert os.readlink(path / "current") == f"releases/{second['release']}"
+    assert releases(path) == sorted([first.release, second["release"]])
 
 
 def test_wrong_architecture_is_refused_before_copying(sshd, tmp_path):
@@ -285,3 +292,52 @@ def test_a_platform_without_wheels_is_a_clear_error(tmp_path):
         r"\S+ has no wheel for Python 3\.11 on riscv64 \(platform tags manylinux_2_17_riscv64\); the device installs "
         r"offline and cannot compile, so pin a release that ships such a wheel or add the tag the wheel needs to the "
         r"profile's platform\.wheel_tags", str(failure.value)), str(failure.value)
+
+
+def test_jetson_engine_build_script_runs_trtexec_outside_the_bundle(tmp_path):
+    """build_engine.sh with a stand-in trtexec (no TensorRT here): its command lines, and the bundle stays valid."""
+    from edgekit.bundle import open_bundle
+
+    artifacts = [
+        {"file": "model_fp32.onnx", "format": "onnx", "precision": "fp32", "target_format": "onnx_fp32",
+         "extra": {"dynamic_batch_file": "model_dynamic.onnx"}},
+        {"file": "model_int8.onnx", "format": "onnx", "precision": "int8", "target_format": "tensorrt_int8",
+         "extra": {"onnx": "model_int8.onnx"}},
+        {"file": "model_dynamic.onnx", "format": "onnx", "precision": "fp16", "target_format": "tensorrt_fp16",
+         "extra": {"onnx": "model_dynamic.onnx"}},
+    ]
+    bundle = write_bundle(tmp_path / "bundle", {a["file"]: b"onnx" for a in artifacts},
+                          {"artifacts": artifacts, "model": {"input": {"shape": [1, 28]}}})
+    stub = tmp_path / "trtexec"
+    stub.write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/calls"\n'
+                    'for a in "$@"; do case $a in --saveEngine=*) echo plan > "${a#--saveEngine=}";; esac; done\n')
+    stub.chmod(0o755)
+    script = Path(firmware_dir()).parent / "jetson" / "build_engine.sh"
+    for precision in ("int8", "fp16"):
+        done = subprocess.run(["sh", str(script), str(bundle), precision], capture_output=True, text=True,
+                              env={**os.environ, "TRTEXEC": str(stub)})
+        assert done.returncode == 0, done.stderr
+    engines = tmp_path / "engines"
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        f"--onnx={bundle}/model_int8.onnx --int8 --fp16 --memPoolSize=workspace:1024 "
+        f"--timingCacheFile={engines}/timing.cache --saveEngine={engines}/model_int8.plan",
+        f"--onnx={bundle}/model_dynamic.onnx --fp16 --minShapes=input:1x28 --optShapes=input:8x28 "
+        f"--maxShapes=input:64x28 --memPoolSize=workspace:1024 --timingCacheFile={engines}/timing.cache "
+        f"--saveEngine={engines}/model_fp16.plan"]
+    assert sorted(os.listdir(engines)) == ["model_fp16.plan", "model_int8.plan"]
+    open_bundle(bundle, trust="hashes").close()  # nothing was added to the bundle folder
+
+
+def test_systemd_unit_passes_systemd_analyze(tmp_path):
+    """The unit as install-service.sh renders it, checked offline by systemd's own parser (no systemd needed)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd); it checks edgekit.service")
+    prefix = tmp_path / "edgekit"
+    (prefix / "current" / "scripts").mkdir(parents=True)
+    shutil.copy(firmware_dir() / "start.sh", prefix / "current" / "scripts" / "start.sh")
+    text = (firmware_dir() / "edgekit.service").read_text()
+    unit = tmp_path / "edgekit.service"
+    unit.write_text(text.replace("@PREFIX@", str(prefix)).replace("@USER@", "root"))
+    checked = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert (checked.returncode, checked.stderr) == (0, ""), checked.stderr
