@@ -88,6 +88,7 @@ def test_tensorrt_is_never_claimed_without_tensorrt(mlp_run_dir, tmp_path):
     assert all("no engine was built" in a["notes"] for a in trt)
     script = (tmp_path / "gpu" / "build_engine_int8.sh").read_text()
     assert "trtexec --onnx=model_int8.onnx --int8" in script
+    assert '--saveEngine="$out/model_int8.plan"' in script  # outside the bundle, whose files are hash-checked
     assert "**no**" in (tmp_path / "gpu" / "report.md").read_text()
     assert not list((tmp_path / "gpu").glob("*.plan"))
 
