@@ -10,8 +10,8 @@ BIN    := $(VENV)/bin
 DEMO   ?= demo-out
 # Debian packages the tests need, installed when root: mosquitto (telemetry tests), openssl (their TLS
 # certificates), OpenSSH + rsync + python3-venv (flash tests against a real sshd), systemd (systemd-analyze verify
-# of the unit file).
-APT_PACKAGES ?= mosquitto openssl openssh-server openssh-client rsync python3-venv systemd
+# of the unit file), qemu-user-static + debootstrap (emulation of the Raspberry Pi 4 in an arm64 userland).
+APT_PACKAGES ?= mosquitto openssl openssh-server openssh-client rsync python3-venv systemd qemu-user-static debootstrap
 # The real CWRU files are read from where they lie, never copied into the project.
 EDGEKIT_CWRU_DIR ?= $(abspath ../shared/data/cwru_12k_drive_end)
 export EDGEKIT_CWRU_DIR

@@ -10,6 +10,7 @@ from edgekit import __version__
 from edgekit.cli import data, export, features, targets, train
 from edgekit.cli import run as run_cli
 from edgekit.cli.bench import bench
+from edgekit.cli.emulate import emulate
 from edgekit.cli.flash import flash
 from edgekit.cli.bundle import bundle, keys
 from edgekit.errors import EdgekitError
@@ -37,6 +38,11 @@ def cli() -> None:
       edgekit data synth --out data/synth          make a dataset (or: edgekit data import cwru ...)
       edgekit features extract data/synth          the features the device will compute
       edgekit targets list                         the boards edgekit can export for
+      edgekit train data/synth --model cnn1d --out run
+      edgekit export run --target rpi4 --out dist/rpi4
+      edgekit run dist/rpi4 --source synth:gain_change --mqtt mqtt://localhost    the device loop
+      edgekit emulate dist/rpi4 --source synth:normal:duration=2                  under qemu-aarch64
+      edgekit flash dist/rpi4 --to ssh://pi@raspberrypi.local                     onto a real board
     """
 
 
@@ -51,6 +57,7 @@ cli.add_command(keys)
 cli.add_command(run_cli.run)
 cli.add_command(bench)
 cli.add_command(flash)
+cli.add_command(emulate)
 
 
 def main() -> None:

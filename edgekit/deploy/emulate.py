@@ -274,11 +274,13 @@ def emulate(bundle_path: str | Path, source: str, *, target: str | None = None, 
     if source.partition(":")[0] == "stdin":
         raise ConfigError("emulate runs the source twice (host and emulated), so it cannot read stdin; save the "
                           "samples to a file and use replay:FILE")
+    profile = emulation_profile(target, targets_dir) if target else None  # a wrong --target fails first
     bundle = open_bundle(bundle_path, trust="hashes")
-    name = target or bundle.manifest.get("target", {}).get("name")
-    if not name:
-        raise ConfigError("the bundle names no target; pass --target")
-    profile = emulation_profile(name, targets_dir)
+    if profile is None:
+        name = bundle.manifest.get("target", {}).get("name")
+        if not name:
+            raise ConfigError("the bundle names no target; pass --target")
+        profile = emulation_profile(name, targets_dir)
     artifact = choose_artifact(bundle.manifest, engine)
     qemu = find_qemu(profile.emulation.qemu_arch)
 

@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from edgekit import __version__
+from edgekit.deploy.wheelhouse import expand_platform_tags
 from edgekit.errors import EdgekitError, MissingDependencyError
 
 MARKER = "COMPLETE.json"  # written last; a folder without it is never used
@@ -112,28 +112,7 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 # ---------------------------------------------------------------------------------------------- the spec
 
 
-def expand_platform_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
-    """pip's ``--platform`` tags for a device that accepts ``tags``.
-
-    pip takes ``--platform`` literally: ``manylinux_2_36_aarch64`` does not admit a ``manylinux_2_27`` wheel, though
-    PEP 600 says a glibc 2.36 system runs it. Without the expansion pip quietly picks an old release instead.
-
-    >>> expand_platform_tags(("manylinux_2_19_aarch64", "linux_aarch64"))
-    ('manylinux_2_19_aarch64', 'manylinux_2_18_aarch64', 'manylinux_2_17_aarch64', 'manylinux2014_aarch64', \
-'linux_aarch64')
-    """
-    out: list[str] = []
-    for tag in tags:
-        match = re.fullmatch(r"manylinux_2_(\d+)_(\w+)", tag)
-        expanded = [tag]
-        if match:
-            minor, arch = int(match.group(1)), match.group(2)
-            expanded = [f"manylinux_2_{m}_{arch}" for m in range(minor, 16, -1)] + [f"manylinux2014_{arch}"]
-        out += [t for t in expanded if t not in out]
-    return tuple(out)
-
-
-def runtime_requirements(python: str, arch: str) -> tuple[str, ...]:
+def pinned_runtime_requirements(python: str, arch: str) -> tuple[str, ...]:
     """edgekit's core and ``runtime`` requirements for the device, each pinned to the host's installed version.
 
     The pins make a comparison with a host run meaningful: a difference then comes from the architecture, not
@@ -204,7 +183,7 @@ def userland_spec(profile) -> UserlandSpec:
     return UserlandSpec(
         profile=profile.name, qemu_arch=profile.emulation.qemu_arch, debian_arch=debian_arch, release=release,
         python=python, packages=tuple(p.format(py=python) for p in EXTRA_PACKAGES),
-        requirements=runtime_requirements(python, profile.emulation.qemu_arch),
+        requirements=pinned_runtime_requirements(python, profile.emulation.qemu_arch),
         platforms=expand_platform_tags(tuple(profile.platform.wheel_tags)))
 
 
@@ -233,6 +212,7 @@ def find_qemu(qemu_arch: str) -> str:
 
 @contextlib.contextmanager
 def locked(path: Path, progress: Callable[[str], None]) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed); says so when another process holds it first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         try:
@@ -275,11 +255,12 @@ def ensure_userland(profile, *, cache_dir: str | Path | None = None, rebuild: bo
         if folder.exists():  # not ours or interrupted: never half-reuse it
             remove_tree(folder)
         start = time.monotonic()
+        for stale in root.glob(f".building-{spec.key}-*"):  # left by a killed build; the lock says none is running
+            remove_tree(stale)
         staging = root / f".building-{spec.key}-{os.getpid()}"
-        remove_tree(staging)
         staging.mkdir(parents=True)
         try:
-            info = _build(staging, spec, progress)
+            info = _build(staging, spec, progress, log=root / f"{spec.key}.debootstrap.log")
             info["build_seconds"] = round(time.monotonic() - start, 1)
             (staging / MARKER).write_text(json.dumps(info, indent=2) + "\n")
             os.rename(staging, folder)
@@ -297,13 +278,12 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _build(staging: Path, spec: UserlandSpec, progress: Callable[[str], None]) -> dict:
+def _build(staging: Path, spec: UserlandSpec, progress: Callable[[str], None], log: Path) -> dict:
     qemu = find_qemu(spec.qemu_arch)
     debootstrap = find_tool("debootstrap", "debootstrap")
     find_tool("dpkg-deb", "dpkg")
     rootfs, site = staging / "rootfs", staging / "site"
     mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
-    log = staging / "debootstrap.log"
     progress(f"[1/4] debootstrap --foreign: Debian {spec.release} {spec.debian_arch} from {mirror} (about a "
              f"minute; log: {log})")
     command = [debootstrap, "--foreign", f"--arch={spec.debian_arch}", "--variant=minbase",
@@ -401,7 +381,7 @@ def _pip_install(site: Path, spec: UserlandSpec) -> None:
 
 def _tail(log: Path) -> str:
     try:
-        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return "no log"
     return " | ".join(lines[-3:]) or "no output"

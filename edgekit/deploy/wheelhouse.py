@@ -79,6 +79,7 @@ def build_wheelhouse(python: str, arch: str, wheel_tags: Sequence[str], *, cache
     if not wheel_tags:
         raise WheelhouseError(f"the target profile lists no platform.wheel_tags for {arch}; add the tags the "
                               "device's pip accepts (e.g. manylinux_2_17_aarch64 ... linux_aarch64)")
+    wheel_tags = expand_platform_tags(tuple(wheel_tags))
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgekit-wheel-", dir=root) as tmp:
@@ -191,6 +192,27 @@ def _cached_dependencies(folder: Path, requirements: Sequence[str]) -> list[Path
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return wheels
+
+
+def expand_platform_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """pip's ``--platform`` tags for a device that accepts ``tags``.
+
+    pip takes ``--platform`` literally: ``manylinux_2_36_aarch64`` does not admit a ``manylinux_2_27`` wheel, though
+    PEP 600 says a glibc 2.36 system runs it. Without the expansion pip quietly picks an old release instead.
+
+    >>> expand_platform_tags(("manylinux_2_19_aarch64", "linux_aarch64"))
+    ('manylinux_2_19_aarch64', 'manylinux_2_18_aarch64', 'manylinux_2_17_aarch64', 'manylinux2014_aarch64', \
+'linux_aarch64')
+    """
+    out: list[str] = []
+    for tag in tags:
+        match = re.fullmatch(r"manylinux_2_(\d+)_(\w+)", tag)
+        expanded = [tag]
+        if match:
+            minor, arch = int(match.group(1)), match.group(2)
+            expanded = [f"manylinux_2_{m}_{arch}" for m in range(minor, 16, -1)] + [f"manylinux2014_{arch}"]
+        out += [t for t in expanded if t not in out]
+    return tuple(out)
 
 
 def _download(folder: Path, requirements: Sequence[str], python: str, wheel_tags: Sequence[str],
