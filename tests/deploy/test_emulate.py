@@ -14,24 +14,14 @@ import shutil
 import sys
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
-from edgekit.cli.emulate import emulate
-from edgekit.cli.main import EdgekitGroup
+from edgekit.cli.main import cli
 from edgekit.deploy.emulate import compare_predictions, emulatable_targets
 from edgekit.deploy.rootfs import EmulationError, find_qemu, userland_spec
 from edgekit.errors import MissingDependencyError
 from edgekit.targets import get_profile
-
-
-@click.group(cls=EdgekitGroup)
-def cli() -> None:
-    """The emulate command inside the group that turns EdgekitErrors into one-line errors, as in edgekit.cli.main."""
-
-
-cli.add_command(emulate)
 
 
 def window(i, cls="normal", confidence=0.9, anomaly=2.0):
