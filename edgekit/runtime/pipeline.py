@@ -18,7 +18,7 @@ import queue
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -290,12 +290,6 @@ class Runtime:
                 self.telemetry.publish("upload", body)
         log.info("uploaded %d window(s) on command", len(chosen))
         return len(chosen)
-
-
-def iter_records(runtime: Runtime, chunks: Iterable[Chunk]) -> Iterable[dict]:
-    """Every per-window record of ``chunks`` in order (convenient for tests and notebooks)."""
-    for chunk in chunks:
-        yield from runtime.process(chunk)
 
 
 def describe(runtime: Runtime) -> dict[str, Any]:
