@@ -12,6 +12,8 @@ DEMO   ?= demo-out
 # certificates), OpenSSH + rsync + python3-venv (flash tests against a real sshd), systemd (systemd-analyze verify
 # of the unit file), qemu-user-static + debootstrap (emulation of the Raspberry Pi 4 in an arm64 userland).
 APT_PACKAGES ?= mosquitto openssl openssh-server openssh-client rsync python3-venv systemd qemu-user-static debootstrap
+# The demo needs only the broker its device run publishes to.
+DEMO_APT_PACKAGES ?= mosquitto
 # The real CWRU files are read from where they lie, never copied into the project.
 EDGEKIT_CWRU_DIR ?= $(abspath ../shared/data/cwru_12k_drive_end)
 export EDGEKIT_CWRU_DIR
@@ -24,18 +26,22 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-install-demo: venv system-deps
+install-demo: venv
+	@$(call apt_install,$(DEMO_APT_PACKAGES),the demo)
 	$(BIN)/python -m pip install --quiet -e '.[runtime,data,train,export,tflite]'
 
 install-test: venv system-deps
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 
-system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt_install,PACKAGES,WHO): install the missing Debian packages when root, else say which are missing.
+apt_install = missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else echo "tests need Debian packages:$$missing (run: sudo apt-get install$$missing)"; fi; \
+	  else echo "$(2) needs Debian packages:$$missing (run: sudo apt-get install$$missing)"; fi; \
 	fi
+
+system-deps:
+	@$(call apt_install,$(APT_PACKAGES),the test suite)
 
 demo: install-demo
 	$(BIN)/edgekit data synth --out $(DEMO)/data --seed 0 --overwrite
