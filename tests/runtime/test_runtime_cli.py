@@ -101,3 +101,25 @@ def test_a_changed_bundle_is_refused(cnn_bundle, tmp_path):
         handle.write(bytes([byte[0] ^ 1]))
     result = CliRunner().invoke(cli, ["run", str(copy), "--source", "synth:normal"])
     assert result.exit_code == 1 and "model_int8.onnx" in result.output and "Traceback" not in result.output
+
+
+def test_sigterm_saves_the_state_and_exits_130(cnn_bundle, tmp_path):
+    """systemd stops the service with SIGTERM: the detector state is saved, nothing is left half-written."""
+    import signal
+    import time
+
+    state = tmp_path / "state"
+    process = subprocess.Popen([sys.executable, "-m", "edgekit.cli.main", "run", str(cnn_bundle), "--source",
+                                "synth:normal:duration=60", "--realtime", "--report-every", "8", "--state-dir",
+                                str(state)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (state / "runtime_state.json").is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    saved = json.loads((state / "runtime_state.json").read_text())
+    printed = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    windows = [line for line in printed if "report" not in line]
+    assert windows and saved["windows"] == len(windows)  # every window processed is counted in the saved state
