@@ -55,7 +55,7 @@ def features_of(signal: np.ndarray) -> np.ndarray:
 
 
 def training_reference(pooled: bool) -> dict:
-    """Reference statistics of a training set: healthy machines at every load, or (``pooled``) all ten classes."""
+    """Reference statistics of a training set: healthy machines at every load, or (``pooled``) every class of the generator."""
     classes = None if pooled else ["normal"]
     # 10 s recordings (the preset's own length): shorter ones miss the slow wander of the window mean (1/f
     # process noise), and the reference then makes healthy machines look drifted.

@@ -27,12 +27,12 @@ from edgekit.cli.output import echo_json, echo_table, format_option
 @format_option
 def emulate(bundle_path, target, source, engine, mqtt, device_id, max_windows, tolerance, rebuild, cache_dir,
             fmt) -> None:
-    """Run BUNDLE under QEMU user-mode emulation of its target (an arm64 Debian userland with the target's
-    Python, built once and cached) and on this machine, on the same source; compare window by window.
+    """Run BUNDLE under QEMU user-mode emulation of its target (a Debian userland for the target's
+    architecture and Python, built once and cached) and on this machine, on the same source; compare window by window.
 
     Passes when every window has the same class and scores within --tolerance; otherwise prints the comparison
-    and exits 1. The first run builds the userland (about 2 minutes, root or fakeroot, network to a Debian mirror
-    and PyPI) and compiles numba's kernels emulated (a few minutes); later runs reuse both.
+    and exits 1. The first run builds the userland (about 1.5 minutes, root or fakeroot, network to a Debian mirror
+    and PyPI) and compiles numba's kernels emulated (about 2 minutes); later runs reuse both.
 
     \b
     Example:

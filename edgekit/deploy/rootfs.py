@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from edgekit import __version__
-from edgekit.deploy.wheelhouse import expand_platform_tags
+from edgekit.deploy.wheelhouse import edgekit_cache, expand_platform_tags
 from edgekit.errors import EdgekitError, MissingDependencyError
 
 MARKER = "COMPLETE.json"  # written last; a folder without it is never used
@@ -102,11 +102,7 @@ class Userland:
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
     """Where userlands are kept: ``cache_dir``, else ``$EDGEKIT_CACHE_DIR/emulation``, else the user cache."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("EDGEKIT_CACHE_DIR") or user_cache_dir("edgekit")) / "emulation"
+    return Path(cache_dir) if cache_dir is not None else edgekit_cache("emulation")
 
 
 # ---------------------------------------------------------------------------------------------- the spec
@@ -236,7 +232,7 @@ def _read_marker(folder: Path, spec: UserlandSpec) -> dict | None:
 
 def ensure_userland(profile, *, cache_dir: str | Path | None = None, rebuild: bool = False,
                     progress: Callable[[str], None] | None = None) -> Userland:
-    """The complete userland for ``profile``: from the cache, or built now (about 2 minutes; see the module doc).
+    """The complete userland for ``profile``: from the cache, or built now (about 1.5 minutes; see the module doc).
 
     ``rebuild`` discards a cached one first.
     """

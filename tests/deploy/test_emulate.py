@@ -2,7 +2,8 @@
 with debootstrap, edgekit run under qemu-aarch64-static) against a host run, and over MQTT to a host broker.
 
 The end-to-end tests use the real cache (``$EDGEKIT_CACHE_DIR/emulation`` or the user cache): a cold cache costs
-about 4 minutes on 2 cores (userland 1.5 min, numba's first emulated compile 2 min), a warm one about 30 s a run.
+4-6 minutes on 2 cores (userland 1.5 min, numba's first emulated compile 2 min), a warm one 15-25 s a run
+(docs/emulation.md).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def run_emulate(*args) -> dict:
 
 @pytest.mark.slow
 def test_LONG_emulated_rpi4_matches_the_host_with_both_engines(emulation_tools, cnn_bundle):
-    """The long one: up to ~4 minutes on a cold cache (2 cores), ~1 minute warm."""
+    """The long one: 4-6 minutes on a cold cache (2 cores), about 1 minute warm."""
     first = run_emulate(cnn_bundle, "--source", "synth:normal:duration=2", "--engine", "onnxruntime")
     assert (first["target"], first["emulated_cpu"], first["artifact"]) == ("rpi4", "cortex-a72", "model_int8.onnx")
     assert first["windows"] == first["host_windows"] == first["emulated_windows"] > 20
