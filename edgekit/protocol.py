@@ -246,6 +246,11 @@ def encode(message: dict[str, Any]) -> bytes:
                             "lists and dicts, and no NaN or infinity") from exc
 
 
+def _refuse_constant(name: str) -> None:
+    # json accepts NaN and Infinity, which encode() never writes: a payload holding them came from elsewhere.
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def decode(payload: bytes) -> dict[str, Any]:
     """Parse a payload into a JSON object; ProtocolError for anything else.
 
@@ -253,7 +258,7 @@ def decode(payload: bytes) -> dict[str, Any]:
     {'a': 1}
     """
     try:
-        message = json.loads(payload)
+        message = json.loads(payload, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"payload is not JSON ({exc}): {bytes(payload[:80])!r}") from None
     if not isinstance(message, dict):

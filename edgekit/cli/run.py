@@ -137,8 +137,7 @@ def run(bundle_path, source, mqtt, device_id, fleet, state_dir, engine, artifact
             if not delivered:
                 log.warning("%d message(s) not yet acknowledged; they stay in %s and are sent at the next start",
                             counters.get("pending", 0), state / "outbox.sqlite")
-    if not quiet:
-        log.info("done: %s", summary)
+    log.info("done: %s", summary)
     if interrupted:
         raise SystemExit(130)
 

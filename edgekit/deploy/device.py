@@ -104,7 +104,7 @@ def probe_device(remote: Remote, python: str) -> DeviceInfo:
         sudo=one("sudo") == "yes", current=one("current") or None)
 
 
-def _mib(n: int) -> str:
+def format_mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
@@ -141,7 +141,7 @@ def check_device(info: DeviceInfo, host: str, profile: str, arch: str, python: s
                           f"folder or give {info.user} the folder (sudo mkdir -p {info.dest} && sudo chown "
                           f"{info.user} {info.dest}). {nothing}")
     if info.free_bytes < need_bytes:
-        raise DeviceError(f"disk full: {host}:{info.existing} has {_mib(info.free_bytes)} free but this flash "
-                          f"needs about {_mib(need_bytes)} ({breakdown}); free some space on the device or choose "
+        raise DeviceError(f"disk full: {host}:{info.existing} has {format_mib(info.free_bytes)} free but this flash "
+                          f"needs about {format_mib(need_bytes)} ({breakdown}); free some space on the device or choose "
                           f"another path in --to. {nothing}")
     return chosen

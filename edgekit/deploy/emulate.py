@@ -275,13 +275,14 @@ def emulate(bundle_path: str | Path, source: str, *, target: str | None = None, 
         raise ConfigError("emulate runs the source twice (host and emulated), so it cannot read stdin; save the "
                           "samples to a file and use replay:FILE")
     profile = emulation_profile(target, targets_dir) if target else None  # a wrong --target fails first
-    bundle = open_bundle(bundle_path, trust="hashes")
+    with open_bundle(bundle_path, trust="hashes") as bundle:  # checked here; both runs open it again
+        manifest = bundle.manifest
     if profile is None:
-        name = bundle.manifest.get("target", {}).get("name")
+        name = manifest.get("target", {}).get("name")
         if not name:
             raise ConfigError("the bundle names no target; pass --target")
         profile = emulation_profile(name, targets_dir)
-    artifact = choose_artifact(bundle.manifest, engine)
+    artifact = choose_artifact(manifest, engine)
     qemu = find_qemu(profile.emulation.qemu_arch)
 
     device_id = device_id or f"emulated-{profile.name}"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from edgekit.bundle import MANIFEST_NAME, open_bundle
-from edgekit.deploy.device import DeviceInfo, check_device, probe_device
+from edgekit.deploy.device import DeviceInfo, check_device, format_mib, probe_device
 from edgekit.deploy.ssh import Remote, SshTarget, parse_target
 from edgekit.deploy.wheelhouse import Wheelhouse, build_wheelhouse, cached_wheelhouse_exists
 from edgekit.errors import EdgekitError
@@ -186,8 +186,8 @@ def run_flash(plan: FlashPlan, *, wheelhouse: Wheelhouse | None = None, cache_di
         wheelhouse = build_wheelhouse(plan.python, plan.arch, plan.wheel_tags, cache_dir=cache_dir, progress=say)
     wheel_bytes = wheelhouse.size_bytes
     need = plan.bundle_bytes + wheel_bytes * (1 + INSTALLED_FACTOR) + MARGIN_BYTES
-    breakdown = (f"bundle {_mib(plan.bundle_bytes)}, wheelhouse {_mib(wheel_bytes)}, installed packages about "
-                 f"{INSTALLED_FACTOR}x the wheelhouse, {_mib(MARGIN_BYTES)} margin")
+    breakdown = (f"bundle {format_mib(plan.bundle_bytes)}, wheelhouse {format_mib(wheel_bytes)}, installed packages about "
+                 f"{INSTALLED_FACTOR}x the wheelhouse, {format_mib(MARGIN_BYTES)} margin")
     python = check_device(info, host, plan.profile, plan.arch, plan.python, need, breakdown)
 
     release_dir = f"{info.dest}/releases/{plan.release}"
@@ -227,12 +227,8 @@ def run_flash(plan: FlashPlan, *, wheelhouse: Wheelhouse | None = None, cache_di
                        removed=updated.get("removed", []), notes=notes)
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
-
-
 def _size(n: int) -> str:
-    return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1 << 20 else _mib(n)
+    return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1 << 20 else format_mib(n)
 
 
 def _kept(host: str, previous: str | None, created: bool) -> str:
@@ -259,7 +255,8 @@ def _make_release_dir(remote: Remote, dest: str, release_dir: str) -> None:
 def _copy_release(remote: Remote, plan: FlashPlan, wheelhouse: Wheelhouse, release_dir: str,
                   use_rsync: bool) -> str:
     """One copy for bundle, wheels and scripts: a local folder of symbolic links, followed by rsync -L / scp."""
-    with open_bundle(plan.bundle, trust="hashes") as opened, \
+    # Hashes were checked by plan_flash, and the device checks them again after the copy.
+    with open_bundle(plan.bundle, trust="none") as opened, \
             tempfile.TemporaryDirectory(prefix="edgekit-flash-") as tmp:
         staging = Path(tmp)
         (staging / "bundle").symlink_to(opened.path.resolve(), target_is_directory=True)

@@ -56,11 +56,16 @@ class Wheelhouse:
         return sum(path.stat().st_size for path in self.wheels)
 
 
-def cache_root() -> Path:
-    """Where wheelhouses are kept: ``EDGEKIT_CACHE_DIR`` or the user cache folder."""
+def edgekit_cache(part: str) -> Path:
+    """``part`` of edgekit's cache: under ``EDGEKIT_CACHE_DIR``, else the user cache folder."""
     from platformdirs import user_cache_dir
 
-    return Path(os.environ.get("EDGEKIT_CACHE_DIR") or user_cache_dir("edgekit")) / "wheelhouse"
+    return Path(os.environ.get("EDGEKIT_CACHE_DIR") or user_cache_dir("edgekit")) / part
+
+
+def cache_root() -> Path:
+    """Where wheelhouses are kept."""
+    return edgekit_cache("wheelhouse")
 
 
 def platform_key(python: str, arch: str, wheel_tags: Sequence[str], requirements: Sequence[str] = ()) -> str:

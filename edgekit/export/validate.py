@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 import numpy as np
 
 from edgekit.export.base import Artifact, ExportError
 from edgekit.targets import TargetProfile
-
-LATENCY_RUNS = 200
 
 
 def compare(outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
@@ -44,16 +39,3 @@ def check_thresholds(artifact: Artifact, result: dict, profile: TargetProfile) -
         if drop > limits.max_accuracy_drop_int8:
             raise ExportError(f"{where}: accuracy drops by {drop:.2%} ({result['reference_accuracy']:.2%} -> "
                               f"{result['accuracy']:.2%}), more than {limits.max_accuracy_drop_int8:.2%}")
-
-
-def latency_ms(run: Callable[[np.ndarray], np.ndarray], example: np.ndarray, runs: int = LATENCY_RUNS) -> dict:
-    """Single-thread batch-1 latency on this host: median and 99th percentile of ``runs`` calls after warm-up."""
-    sample = example[:1]
-    for _ in range(10):
-        run(sample)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        run(sample)
-        times.append((time.perf_counter() - started) * 1000)
-    return {"p50": float(np.median(times)), "p99": float(np.percentile(times, 99))}

@@ -46,11 +46,6 @@ class ClassConditionalDrift:
     def drift_detected(self) -> bool:
         return self._drift
 
-    @property
-    def per_class(self) -> bool:
-        """Whether the bundle carries per-class references (else only the pooled monitor decides)."""
-        return bool(self._by_class)
-
     def update_many(self, rows, predicted_classes, confidences=None, anomaly_scores=None) -> "ClassConditionalDrift":
         rows = np.asarray(rows)
         classes = np.asarray(predicted_classes, dtype=np.int64).ravel()
@@ -67,10 +62,11 @@ class ClassConditionalDrift:
         classes = {}
         for index, monitor in self._by_class.items():
             report = monitor.report()
-            # A few windows given a class by mistake do not vote; showing their huge distances would only mislead.
-            if report["voted"] or monitor.drift_detected:
+            # Only classes seen enough to vote count: a few windows given a class by mistake would show huge
+            # distances, and a class no longer predicted must not hold the alarm on with its old decision.
+            if report["voted"]:
                 classes[self._classes[index]] = report
-        drift = pooled["drift"] or any(m.drift_detected for m in self._by_class.values())
+        drift = pooled["drift"] or any(r["drift"] for r in classes.values())
         self._alarms += int(drift and not self._drift)
         self._drift = drift
         out = dict(pooled)

@@ -50,7 +50,7 @@ class RuntimeOptions:
     artifact: str | None = None
     threads: int = 1
     smoothing: int = 5
-    report_every: int | None = None       # windows; None: the drift detector's default
+    report_every: int | None = None       # windows; None: REPORT_WINDOWS
     report_seconds: float | None = None   # seconds of signal; converted to windows at the spec's hop
     pred_every: int = 0                   # also publish every n-th prediction; 0: only when the decision changes
     upload_buffer: int = 256              # recent raw windows kept for an upload_windows command
@@ -69,8 +69,7 @@ class Runtime:
         self.telemetry = telemetry
         self.emit = emit or (lambda record: None)
         self.state_dir = Path(state_dir) if state_dir is not None else None
-        self._bundle_id = next((f["sha256"] for f in manifest.get("files", []) if f.get("file") ==
-                                self.model.artifact["file"]), self.model.artifact.get("sha256"))
+        self._bundle_id = self.model.artifact.get("sha256")  # detector state belongs to this artifact
         self._reference = manifest["reference_stats"]
         self.monitor = ClassConditionalDrift(self._reference, feature_names(self.spec), self.classes)
         self.report_every = self._report_interval(self.options.report_every, self.options.report_seconds)
@@ -82,8 +81,7 @@ class Runtime:
         self._since_report = 0
         self._decision: tuple[str, bool] | None = None
         self._rate_warned = False
-        self._recent: deque[dict] = deque(maxlen=self.options.upload_buffer)
-        self._period: list[dict] = []         # upload candidates of the current report period
+        self._recent: deque[dict] = deque(maxlen=self.options.upload_buffer)  # upload_windows candidates
         self.commands: queue.Queue = queue.Queue()
         self._load_state()
 
@@ -228,16 +226,15 @@ class Runtime:
         record = {"window": index, "t": round(t, 4), "class": self.classes[predicted],
                   "confidence": round(confidence, 4), "smoothed": smoothed,
                   "anomaly": None if math.isnan(score) else round(score, 3), "unknown": unknown}
-        candidate = {"window": index, "t": t, "samples": window, "class": record["class"], "anomaly": score,
-                     "unknown": unknown, "drifted": False}
-        self._recent.append(candidate)
-        self._period.append(candidate)
+        # A copy: a view would keep its whole batch of windows alive for as long as it stays in the deque.
+        self._recent.append({"window": index, "t": t, "samples": window.copy(), "class": record["class"],
+                             "anomaly": record["anomaly"], "unknown": unknown, "drifted": False})
         decision = (smoothed, unknown)
         changed = decision != self._decision
         self._decision = decision
         if self.telemetry is not None and (changed or (self.options.pred_every and
                                                        index % self.options.pred_every == 0)):
-            self.telemetry.publish("pred", {k: v for k, v in record.items() if k != "t"} | {"t": t})
+            self.telemetry.publish("pred", record)
         return record
 
     def report(self) -> dict:
@@ -247,9 +244,8 @@ class Runtime:
                 "report_every": self.report_every, "drift": drift, "drift_detected": self.monitor.drift_detected,
                 "quality": self.quality.take()}
         if drift.get("over"):
-            for candidate in self._period:  # these windows are what upload_windows(only_drifted) sends
-                candidate["drifted"] = True
-        self._period = []
+            for candidate in self._recent:  # this period's windows are what upload_windows(only_drifted) sends
+                candidate["drifted"] |= candidate["window"] >= body["first_window"]
         self._since_report = 0
         self.reports += 1
         if self.telemetry is not None:
@@ -293,7 +289,7 @@ class Runtime:
 
 
 def describe(runtime: Runtime) -> dict[str, Any]:
-    """A one-line summary of what is running, for the log and the status message."""
+    """A one-line summary of what is running, for the log."""
     return {"artifact": runtime.model.artifact["file"], "engine": runtime.model.engine.name,
             "precision": runtime.model.artifact["precision"], "window": runtime.spec.window,
             "hop": runtime.spec.hop, "sample_rate": runtime.spec.sample_rate, "report_every": runtime.report_every}

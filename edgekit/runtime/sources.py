@@ -83,7 +83,7 @@ class ArraySource(Source):
 
 
 class StdinSource(Source):
-    """Samples piped in: raw little-endian float32 (``binary``) or text with one number per line (``csv``)."""
+    """Samples piped in: raw little-endian float32 (``f32``) or text with one number per line (``csv``)."""
 
     finite = True  # ends at end of file; a pipe from a live sensor simply never ends
 
@@ -101,7 +101,7 @@ class StdinSource(Source):
         if self.fmt == "f32":
             leftover = b""
             while True:
-                data = self.stream.read(self.chunk * 4) if hasattr(self.stream, "read") else b""
+                data = self.stream.read(self.chunk * 4)
                 if not data:
                     break
                 data = leftover + data
@@ -140,11 +140,9 @@ def _replay(path_and_id: str, sample_rate: float | None, realtime: bool) -> Sour
                            description=f"replay of {path} ({len(recordings)} recording(s))")
     suffix = path.suffix.lower()
     if suffix == ".mat":
-        from edgekit.data.importers.cwru import read_cwru_file  # needs scipy: a host-side convenience
+        from edgekit.data.importers.cwru import SAMPLE_RATE, read_cwru_file  # needs scipy: a host-side convenience
 
         recording = read_cwru_file(path)
-        from edgekit.data.importers.cwru import SAMPLE_RATE
-
         return ArraySource(recording.signal, SAMPLE_RATE, realtime=realtime, description=f"replay of {path}")
     from edgekit.data.importers.files import READERS, SUFFIXES
 

@@ -25,7 +25,7 @@ from edgekit.errors import ConfigError, EdgekitError, require_module
 from edgekit.runtime.broker import BrokerConfig
 from edgekit.runtime.outbox import Outbox
 
-REPORT_KINDS = ("status", "drift", "pred", "upload")  # every kind but cmd, which only the fleet sends
+REPORT_KINDS = tuple(k for k in protocol.KINDS if k != "cmd")  # cmd is the only kind the fleet sends
 # Enough to keep the link busy, few enough that a backlog of thousands drains steadily instead of flooding
 # paho's memory and the broker's per-client queue.
 MAX_INFLIGHT = 20
@@ -34,7 +34,7 @@ MAX_INFLIGHT = 20
 SESSION_EXPIRY_S = 86_400
 _UNSUPPORTED_PROTOCOL = 0x84
 _REFUSAL_HINTS = {
-    0x84: "the broker does not speak this MQTT version; use --mqtt-protocol auto or 3.1.1",
+    _UNSUPPORTED_PROTOCOL: "the broker does not speak this MQTT version; use --mqtt-protocol auto or 3.1.1",
     0x85: "the broker rejects the client id; pass another one",
     0x86: "check --mqtt-username and --mqtt-password",
     0x87: "check --mqtt-username/--mqtt-password and the broker's ACL for this device",

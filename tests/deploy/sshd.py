@@ -8,18 +8,11 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from netutil import free_port, wait_for_port
 
 
 def _binary(name: str, *extra: str) -> str:
@@ -70,16 +63,8 @@ class Sshd:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
         self.process = subprocess.Popen([self.binary, "-D", "-e", "-f", str(self.config), "-p", str(self.port)],
                                         stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"sshd exited with {self.process.returncode}: {self.log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"sshd did not listen on port {self.port}: {self.log.read_text()}")
+        wait_for_port(self.port, self.process, "sshd", self.log.read_text)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

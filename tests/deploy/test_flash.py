@@ -22,7 +22,7 @@ from edgekit.cli.main import cli
 from edgekit.deploy.device import DeviceError
 from edgekit.deploy.flash import FlashError, firmware_dir, plan_flash, run_flash
 from edgekit.deploy.ssh import SshError, parse_target
-from edgekit.deploy.wheelhouse import WheelhouseError, build_wheelhouse, runtime_requirements
+from edgekit.deploy.wheelhouse import WheelhouseError, build_edgekit_wheel, build_wheelhouse, runtime_requirements
 from edgekit.targets import get_profile
 
 X86 = "x86-64-avx2"
@@ -267,9 +267,10 @@ def test_update_script_switches_and_keeps_the_newest_releases(tmp_path):
     assert (refused.returncode, refused.stderr) == (20, f"releases/{names[2]} is not a finished install\n")
 
 
-def test_runtime_requirements_are_evaluated_for_the_device_python(x86_wheelhouse):
-    on_310 = runtime_requirements(x86_wheelhouse.edgekit_wheel, "3.10", "aarch64")
-    on_311 = runtime_requirements(x86_wheelhouse.edgekit_wheel, "3.11", "aarch64")
+def test_runtime_requirements_are_evaluated_for_the_device_python(tmp_path):
+    wheel = build_edgekit_wheel(tmp_path)  # only edgekit's own wheel: no dependency download needed
+    on_310 = runtime_requirements(wheel, "3.10", "aarch64")
+    on_311 = runtime_requirements(wheel, "3.11", "aarch64")
     assert set(on_310) - set(on_311) == {"tomli>=2"}  # the host's own Python does not decide
     assert {"numba>=0.59", "onnxruntime>=1.17", "paho-mqtt>=2.0"} <= set(on_311)
     assert not any(r.startswith(("torch", "edgekit")) for r in on_311)

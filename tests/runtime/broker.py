@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from netutil import free_port, wait_for_port
 
 
 def mosquitto_binary() -> str:
@@ -29,12 +29,6 @@ def openssl_binary() -> str:
     if path is None:
         pytest.skip("the openssl command is not installed; the TLS tests make their certificates with it")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Mosquitto:
@@ -87,16 +81,8 @@ class Mosquitto:
         with open(self.directory / "stdout.log", "ab") as out:
             self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=out,
                                             stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited at start ({self.process.returncode}): {self.logs()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on port {self.port} within {timeout} s: {self.logs()}")
+        wait_for_port(self.port, self.process, "mosquitto", self.logs, timeout)
+        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -107,10 +93,6 @@ class Mosquitto:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     def logs(self) -> str:
         parts = [p.read_text(errors="replace") for p in (self.log, self.directory / "stdout.log") if p.exists()]

@@ -270,3 +270,21 @@ def test_long_stationary_stream_raises_no_alarm(healthy_reference):
     # runs 80 minutes more.
     features = features_of(synthesize("normal", "motor", load=2, duration_s=360.0, rng=2024))
     assert first_alarm(healthy_reference, features) is None
+
+
+def test_a_class_no_longer_predicted_does_not_hold_the_alarm():
+    """Per-class drift decides on the classes seen now; a class the model stopped predicting keeps no old alarm."""
+    from edgekit.runtime.drift_by_class import ClassConditionalDrift
+    from edgekit.train.reference import reference_statistics
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 1000)
+    train = rng.normal(size=(2000, 2)) + np.where(labels[:, None] == 1, 10.0, 0.0)
+    monitor = ClassConditionalDrift(reference_statistics(train, ["a", "b"], labels, ["c0", "c1"]), ["a", "b"],
+                                    ["c0", "c1"])
+    for _ in range(3):  # class c0 moves by 5 of its own std in b: far off for c0, inside the pooled spread
+        report = monitor.update_many(rng.normal(size=(128, 2)) + [0.0, 5.0], np.zeros(128, int)).report()
+    assert monitor.drift_detected and report["class"] == "c0" and not report["population"]["drift"]
+    for _ in range(3):  # then only c1, as trained
+        monitor.update_many(rng.normal(size=(128, 2)) + 10.0, np.ones(128, int)).report()
+    assert not monitor.drift_detected

@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-from broker import wait_until
 
 from edgekit import protocol
 
@@ -120,4 +119,3 @@ def test_wrong_ca_is_a_clear_error_and_an_acl_refusal_is_logged(cnn_bundle, mosq
     assert "edgekit/f1/dev2/drift" in done.stderr and "Not authorized" in done.stderr
     with sqlite3.connect(tmp_path / "s2" / "outbox.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0] >= 1
-    assert wait_until(lambda: True)

@@ -15,7 +15,8 @@ import textwrap
 import threading
 
 import pytest
-from broker import free_port, wait_until
+from broker import wait_until
+from netutil import free_port
 
 from edgekit import protocol
 from edgekit.errors import ConfigError
