@@ -164,15 +164,10 @@ def bench_signal(spec, seconds: float, dataset_path=None) -> np.ndarray:
     if dataset_path is not None:
         from edgekit.data.store import load_dataset
 
-        parts, total = [], 0
-        recordings = load_dataset(dataset_path).recordings
-        while total < n:
-            for rec in recordings:
-                parts.append(np.asarray(rec.signal[:n - total], dtype=np.float32))
-                total += len(parts[-1])
-                if total >= n:
-                    break
-        return np.concatenate(parts)
+        signal = np.concatenate([r.signal for r in load_dataset(dataset_path).recordings]).astype(np.float32)
+        if signal.size == 0:
+            raise DataError(f"{dataset_path} holds no samples to run the runtime on")
+        return np.resize(signal, n)  # the recordings in turn, repeated until n samples
     from edgekit.data.presets import PRESETS
     from edgekit.data.synth import synthesize
 
