@@ -76,7 +76,7 @@ def write_markdown(results: list[dict], commands: list[str], host: dict) -> None
                   "|---|---|---|---|---|---|---|---|"]
         for a in r["artifacts"]:
             ratio = a["size_bytes"] / fp32["size_bytes"]
-            lines.append(f"| {a['file']} | {a['precision']} | {a['size_bytes'] / 1024:.1f} KiB | {ratio:.0%} | "
+            lines.append(f"| {a['file']} | {a['precision']} | {a['size_bytes'] / 1024:.1f} KiB | {ratio:.1%} | "
                          f"{_pct(a['accuracy'])} | {_pct(a['agreement'])} | {a['max_abs_error']:.2e} | "
                          f"{a['latency_ms']:.3f} ms |")
         if r["run"].endswith("cnn1d") and r["target"] == "rpi4":
@@ -88,7 +88,7 @@ def write_markdown(results: list[dict], commands: list[str], host: dict) -> None
                 lines.append(f"- {a['file']}: accuracy drop {drop * 100:.2f} points (≤ {MAX_ACCURACY_DROP * 100:.1f}: "
                              f"{'met' if drop <= MAX_ACCURACY_DROP else '**missed**'}), agreement {_pct(a['agreement'])} "
                              f"(≥ {MIN_AGREEMENT:.0%}: {'met' if a['agreement'] >= MIN_AGREEMENT else '**missed**'}), "
-                             f"size {ratio:.0%} of fp32 (≤ {MAX_SIZE_RATIO:.0%}: "
+                             f"size {ratio:.1%} of fp32 (≤ {MAX_SIZE_RATIO:.0%}: "
                              f"{'met' if ratio <= MAX_SIZE_RATIO else '**missed**'})")
             lines.append(f"- full export in {r['seconds']:.0f} s (≤ {MAX_SECONDS:.0f} s: "
                          f"{'met' if r['seconds'] <= MAX_SECONDS else '**missed**'})")

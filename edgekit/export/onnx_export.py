@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekit.errors import require_module
 from edgekit.export.base import Artifact, ExportContext, ExportError, Exporter, register
+from edgekit.export.onnx_compact import compact_qdq
 
 OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -138,7 +139,9 @@ class _CalibrationReader:
 
 
 def quantize_onnx(source: Path, target: Path, calibration: np.ndarray, quantization) -> dict:
-    """Static QDQ quantization of ``source`` with a profile's ``Quantization`` preset; returns the settings used."""
+    """Static QDQ quantization of ``source`` with a profile's ``Quantization`` preset, compacted
+    (``onnx_compact``); returns the settings used."""
+    onnx = require_module("onnx", "export")
     ort_quant = require_module("onnxruntime.quantization", "runtime")
     types = {"uint8": ort_quant.QuantType.QUInt8, "int8": ort_quant.QuantType.QInt8}
     settings = {
@@ -157,7 +160,6 @@ def quantize_onnx(source: Path, target: Path, calibration: np.ndarray, quantizat
         with _quiet():
             # Shapes on every tensor let the quantizer place Q/DQ everywhere (ORT's quant_pre_process does the
             # same, but trips over the external-data layout of some exporter outputs).
-            onnx = require_module("onnx", "export")
             onnx.save(onnx.shape_inference.infer_shapes(onnx.load(str(source))), str(prepared))
             ort_quant.quantize_static(
                 str(prepared), str(target), _CalibrationReader(calibration),
@@ -179,6 +181,9 @@ def quantize_onnx(source: Path, target: Path, calibration: np.ndarray, quantizat
         raise ExportError(f"int8 quantization of {source.name} failed: {exc}") from exc
     finally:
         prepared.unlink(missing_ok=True)
+    compacted = compact_qdq(onnx.load(str(target)))
+    onnx.checker.check_model(compacted, full_check=True)
+    onnx.save(compacted, str(target))
     return settings
 
 

@@ -231,3 +231,24 @@ def test_no_calibration_inputs_is_an_error(runs, tmp_path):
     with pytest.raises(ExportError) as error:
         TfliteInt8Exporter().export(_context(run, get_profile("cortex-m4"), tmp_path, calibration=empty))
     assert str(error.value) == "tflite_int8: no calibration inputs; int8 ranges need the run's calibration windows"
+
+
+def test_tensor_names_are_readable_module_paths(cnn_export):
+    ctx, artifact = cnn_export
+    names = [t["name"] for t in _interpreter(ctx.path(artifact.file)).get_tensor_details()]
+    assert not [name for name in names if "torch." in name or "edgekit." in name]
+    assert "Sequential_features/ReLU_1;;Sequential_features/Conv1d_0;" in names  # a fused conv + relu
+
+
+@pytest.mark.parametrize("name, short", [
+    ("edgekit.export.torch_prep._DeployedCnn/torch.nn.modules.container.Sequential_features/"
+     "torch.nn.modules.conv.Conv1d_0;1", "Sequential_features/Conv1d_0;1"),
+    ("a.B/c.Sequential_features/d.ReLU_1;;a.B/c.Sequential_features/e.Conv1d_0;",
+     "Sequential_features/ReLU_1;;Sequential_features/Conv1d_0;"),
+    ("edgekit.export.torch_prep._DeployedCnn;1", "_DeployedCnn;1"),
+    ("serving_default_args_0", "serving_default_args_0"),
+])
+def test_short_tensor_name(name, short):
+    from edgekit.export.tflite_export import short_tensor_name
+
+    assert short_tensor_name(name) == short
