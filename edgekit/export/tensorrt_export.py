@@ -95,13 +95,14 @@ class _TensorRtExporter(Exporter):
         ctx.path(script_file).write_text(script)
         ctx.path(script_file).chmod(0o755)
         built = importlib.util.find_spec("tensorrt") is not None
-        notes = ("engine built here with the TensorRT Python API; not validated by edgekit (checks run its ONNX "
-                 "source on the CPU)")
+        notes = (f"engine built here with the TensorRT Python API and not run by edgekit: the checks run its ONNX "
+                 f"source ({onnx_file}) on the CPU")
         if built:
             _build_engine(ctx.path(onnx_file), ctx.path(engine_file), self.precision)
         else:
-            notes = (f"TensorRT is not installed on this machine, so no engine was built; run {script_file} OUT_DIR "
-                     "on the target, or let ONNX Runtime's TensorRT execution provider build it (options in the manifest)")
+            notes = (f"TensorRT is not installed on this machine, so no engine was built (the checks run the ONNX "
+                     f"source on the CPU); run {script_file} OUT_DIR on the target, or let ONNX Runtime's TensorRT "
+                     "execution provider build it (options in the manifest)")
         return Artifact(
             file=engine_file if built else onnx_file, target_format=self.name,
             format="tensorrt-plan" if built else "onnx", precision=self.precision, engine="tensorrt",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +93,87 @@ def test_tensorrt_is_never_claimed_without_tensorrt(mlp_run_dir, tmp_path):
     assert '--saveEngine="$out/model_int8.plan"' in script  # outside the bundle, whose files are hash-checked
     assert "**no**" in (tmp_path / "gpu" / "report.md").read_text()
     assert not list((tmp_path / "gpu").glob("*.plan"))
+
+
+# A stand-in for the TensorRT 10 Python API (no GPU here): enough of it to run edgekit's build path, recording what
+# edgekit asks of it. It checks edgekit's side of the contract - flags, optimization profile, where the engine goes,
+# what the bundle and report say - not TensorRT itself, which has never run on this project's machines.
+FAKE_TENSORRT = """
+import onnx
+
+calls = []
+
+class Logger:
+    WARNING = 2
+    def __init__(self, severity): pass
+
+class MemoryPoolType:
+    WORKSPACE = "workspace"
+
+class BuilderFlag:
+    FP16, INT8 = "fp16", "int8"
+
+class _Input:
+    def __init__(self, value_info):
+        self.name = value_info.name
+        self.shape = tuple(d.dim_value if d.dim_value else -1 for d in value_info.type.tensor_type.shape.dim)
+
+class _Network:
+    def get_input(self, index): return self.inputs[index]
+
+class OnnxParser:
+    num_errors = 0
+    def __init__(self, network, logger): self.network = network
+    def parse(self, data):
+        self.network.inputs = [_Input(v) for v in onnx.load_from_string(data).graph.input]
+        return True
+
+class _Config:
+    def __init__(self): self.flags, self.profiles, self.pools = set(), [], {}
+    def set_memory_pool_limit(self, pool, size): self.pools[pool] = size
+    def set_flag(self, flag): self.flags.add(flag)
+    def add_optimization_profile(self, profile): self.profiles.append(profile.shapes)
+
+class _Profile:
+    def __init__(self): self.shapes = {}
+    def set_shape(self, name, lo, opt, hi): self.shapes[name] = (lo, opt, hi)
+
+class Builder:
+    def __init__(self, logger): pass
+    def create_network(self, flags): return _Network()
+    def create_builder_config(self): return _Config()
+    def create_optimization_profile(self): return _Profile()
+    def build_serialized_network(self, network, config):
+        calls.append({"flags": sorted(config.flags), "profiles": config.profiles, "pools": config.pools})
+        return b"fake-plan:" + ",".join(sorted(config.flags)).encode()
+"""
+
+
+def test_a_built_tensorrt_engine_is_bundled_and_its_onnx_source_checked(mlp_run_dir, tmp_path, monkeypatch):
+    (tmp_path / "tensorrt.py").write_text(FAKE_TENSORRT)
+    spec = importlib.util.spec_from_file_location("tensorrt", tmp_path / "tensorrt.py")
+    tensorrt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tensorrt)
+    monkeypatch.setitem(sys.modules, "tensorrt", tensorrt)  # gone again after the test
+
+    report = export_run(mlp_run_dir, "gpu-server", tmp_path / "gpu")
+    rows = {a["target_format"]: a for a in report["artifacts"]}
+    int8, fp16 = rows["tensorrt_int8"], rows["tensorrt_fp16"]
+    assert (int8["file"], int8["built"], fp16["file"], fp16["built"]) == ("model_int8.plan", True, "model_fp16.plan", True)
+    # The numbers are the ONNX source's, identical to that artifact's own check, and the notes say so.
+    assert int8["agreement"] == rows["onnx_int8"]["agreement"] and int8["accuracy"] == rows["onnx_int8"]["accuracy"]
+    assert "checks run its ONNX source" in int8["notes"]
+    fp16_call, int8_call = tensorrt.calls  # FORMATS order: fp16 first
+    assert fp16_call["flags"] == ["fp16"] and int8_call["flags"] == ["fp16", "int8"]
+    # fp16 is built from the dynamic-batch file: batch 1 to 64, tuned for 8; the int8 source has a static batch.
+    n_features = fp16_call["profiles"][0]["input"][0][1]
+    assert fp16_call["profiles"] == [{"input": ((1, n_features), (8, n_features), (64, n_features))}]
+    assert int8_call["profiles"] == []
+    bundle = open_bundle(tmp_path / "gpu", trust="hashes")
+    plans = {a["file"]: a for a in bundle.artifacts if a["format"] == "tensorrt-plan"}
+    assert set(plans) == {"model_int8.plan", "model_fp16.plan"}
+    assert (tmp_path / "gpu" / "model_int8.plan").read_bytes() == b"fake-plan:fp16,int8"
+    assert "| model_int8.plan | tensorrt_int8 | int8 |" in (tmp_path / "gpu" / "report.md").read_text()
 
 
 def _custom_profile(folder: Path, name: str, edits: dict[str, str]) -> Path:
