@@ -62,6 +62,10 @@ _RESERVED = (MANIFEST_NAME, SIGNATURE_NAME)
 _NAME_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _CHANGED = "the file changed after export; re-export or re-copy the bundle"
+# An archive is checked against these before anything is written: gzip packs 1 GiB of zeros into 1 MiB, so a
+# small hostile file could otherwise fill a device's disk. The largest profile's flash budget is 4 GiB.
+MAX_UNPACKED_BYTES = 8 << 30
+MAX_ARCHIVE_MEMBERS = 10_000
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -439,8 +443,9 @@ def _check_files(root: Path, manifest: dict) -> None:
 def _extract_archive(source: Path, dest: Path) -> Path:
     try:
         with tarfile.open(source, mode="r:gz") as tar:
-            members = tar.getmembers()
+            members = _bounded_members(source, tar)
             names = [_safe_member_name(source, member) for member in members]  # all checked before any is written
+            _check_room(source, dest, sum(member.size for member in members if member.isfile()))
             seen = set()
             for member, name in zip(members, names):
                 if name is None or member.isdir():
@@ -461,6 +466,26 @@ def _extract_archive(source: Path, dest: Path) -> Path:
         return top[0]
     raise BundleError(f"{source} is not an edgekit bundle "
                       "(no manifest.json at its top or in its one top-level folder)")
+
+
+def _bounded_members(source: Path, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    members = []
+    for member in tar:  # one header at a time: a list of millions of members is itself the attack
+        members.append(member)
+        if len(members) > MAX_ARCHIVE_MEMBERS:
+            raise BundleError(f"{source.name}: more than {MAX_ARCHIVE_MEMBERS:,} members; "
+                              "this archive is not a bundle")
+    return members
+
+
+def _check_room(source: Path, dest: Path, unpacked: int) -> None:
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise BundleError(f"{source.name}: unpacks to {unpacked / 2**20:,.0f} MiB, more than the "
+                          f"{MAX_UNPACKED_BYTES / 2**20:,.0f} MiB a bundle may hold; this archive is not a bundle")
+    free = shutil.disk_usage(dest).free
+    if unpacked > free:
+        raise BundleError(f"{source.name}: unpacks to {unpacked / 2**20:,.1f} MiB but {dest.parent} has "
+                          f"{free / 2**20:,.1f} MiB free; free some space or set TMPDIR to a larger disk")
 
 
 def _safe_member_name(source: Path, member: tarfile.TarInfo) -> str | None:

@@ -9,12 +9,15 @@ import json
 import subprocess
 import sys
 import tarfile
+import tempfile
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import edgekit.bundle as bundle_module
 from edgekit.bundle import (
     MANIFEST_NAME, SCHEMA_VERSION, SIGNATURE_NAME, open_bundle, write_bundle,
 )
@@ -22,6 +25,7 @@ from edgekit.cli.main import cli
 from edgekit.errors import BundleError, MissingDependencyError
 from edgekit.signing import generate_keypair, load_private_key, load_public_key, public_key_fingerprint
 
+shutil_usage = namedtuple("usage", "total used free")  # what shutil.disk_usage returns
 ARTIFACTS = [
     {"file": "model.onnx", "format": "onnx", "precision": "fp32", "validation": {"accuracy": np.float32(0.975)}},
     {"file": "model_int8.onnx", "format": "onnx", "precision": "int8",
@@ -242,6 +246,50 @@ def test_unsafe_archive_members_are_refused(tmp_path, member, reason):
     archive = evil_archive(tmp_path / "evil.tar.gz", member, b"pwned")
     assert refused(archive, trust="hashes") == f"evil.tar.gz: refusing member {name!r} — {reason}"
     assert not (tmp_path / "evil.txt").exists()
+
+
+def zeros_archive(path: Path, members: int = 1, size: int = 4 << 20) -> Path:
+    """A bundle-shaped archive of ``members`` files of zeros: tiny packed, ``members * size`` bytes unpacked."""
+    with tarfile.open(path, "w:gz") as tar:
+        for i in range(members):
+            info = tarfile.TarInfo(f"bundle/zeros{i}.bin")
+            info.size = size
+            tar.addfile(info, io.BytesIO(bytes(size)))
+    return path
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch) -> Path:
+    """Where open_bundle unpacks archives, to check that a refused one left nothing behind."""
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_an_archive_that_unpacks_too_large_is_refused_before_writing(tmp_path, scratch, monkeypatch):
+    monkeypatch.setattr(bundle_module, "MAX_UNPACKED_BYTES", 2 << 20)
+    archive = zeros_archive(tmp_path / "bomb.tar.gz")
+    assert archive.stat().st_size < 64 << 10
+    assert refused(archive, trust="hashes") == (
+        "bomb.tar.gz: unpacks to 4 MiB, more than the 2 MiB a bundle may hold; this archive is not a bundle")
+    assert not list(scratch.iterdir())
+
+
+def test_an_archive_larger_than_the_free_disk_is_refused_before_writing(tmp_path, scratch, monkeypatch):
+    monkeypatch.setattr(bundle_module.shutil, "disk_usage", lambda path: shutil_usage(total=8 << 20, used=7 << 20,
+                                                                                       free=1 << 20))
+    assert refused(zeros_archive(tmp_path / "big.tar.gz"), trust="hashes") == (
+        f"big.tar.gz: unpacks to 4.0 MiB but {scratch} has 1.0 MiB free; "
+        "free some space or set TMPDIR to a larger disk")
+    assert not list(scratch.iterdir())
+
+
+def test_an_archive_with_too_many_members_is_refused(tmp_path, scratch, monkeypatch):
+    monkeypatch.setattr(bundle_module, "MAX_ARCHIVE_MEMBERS", 5)
+    assert refused(zeros_archive(tmp_path / "many.tar.gz", members=6, size=1), trust="hashes") == (
+        "many.tar.gz: more than 5 members; this archive is not a bundle")
+    assert not list(scratch.iterdir())
 
 
 # ------------------------------------------------------------------------------------------------ writing mistakes
