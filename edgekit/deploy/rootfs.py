@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from edgekit import __version__
-from edgekit.deploy.wheelhouse import edgekit_cache, expand_platform_tags
+from edgekit.deploy.wheelhouse import device_requirements, edgekit_cache, expand_platform_tags
 from edgekit.errors import EdgekitError, MissingDependencyError
 
 MARKER = "COMPLETE.json"  # written last; a folder without it is never used
@@ -116,18 +116,8 @@ def pinned_runtime_requirements(python: str, arch: str) -> tuple[str, ...]:
     """
     import importlib.metadata
 
-    from edgekit.errors import require_module
-
-    requirements_module = require_module("packaging.requirements", "runtime")
-    environment = {"python_version": python, "python_full_version": f"{python}.0", "platform_machine": arch,
-                   "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-                   "implementation_name": "cpython", "platform_python_implementation": "CPython",
-                   "extra": "runtime"}
     pinned = []
-    for line in _declared_requirements():
-        req = requirements_module.Requirement(line)
-        if req.marker is not None and not req.marker.evaluate(environment):
-            continue
+    for req in device_requirements(_declared_requirements(), python, arch):
         try:
             host_version = importlib.metadata.version(req.name)
         except importlib.metadata.PackageNotFoundError:
@@ -151,14 +141,23 @@ def _declared_requirements() -> list[str]:
 
         project = tomllib.loads(pyproject.read_text()).get("project", {})
         if project.get("name") == "edgekit":
-            return list(project.get("dependencies", [])) + [
-                f"{line}; extra == 'runtime'" if ";" not in line else f"{line} and extra == 'runtime'"
-                for line in project.get("optional-dependencies", {}).get("runtime", [])]
+            runtime = project.get("optional-dependencies", {}).get("runtime", [])
+            return list(project.get("dependencies", [])) + [with_extra_marker(line, "runtime") for line in runtime]
     try:
         return list(importlib.metadata.requires("edgekit") or [])
     except importlib.metadata.PackageNotFoundError:
         raise EmulationError("cannot find edgekit's requirements: neither a source checkout nor an installed "
                              "distribution; install edgekit with pip") from None
+
+
+def with_extra_marker(line: str, extra: str) -> str:
+    """A pyproject extra's requirement as wheel metadata writes it: its own marker, in parentheses, and the extra.
+
+    Without the parentheses ``a or b and extra == 'runtime'`` reads as ``a or (b and ...)``.
+    """
+    requirement, _, marker = (part.strip() for part in line.partition(";"))
+    condition = f"extra == '{extra}'"
+    return f"{requirement}; ({marker}) and {condition}" if marker else f"{requirement}; {condition}"
 
 
 def userland_spec(profile) -> UserlandSpec:

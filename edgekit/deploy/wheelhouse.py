@@ -156,21 +156,24 @@ def runtime_requirements(wheel: Path, python: str, arch: str) -> list[str]:
     pip evaluates markers against the machine it runs on, not the ``--python-version`` it is given, so the
     top-level ones are evaluated here (a Python 3.10 device needs ``tomli`` even when the host runs 3.11).
     """
-    packaging_requirements = require_module("packaging.requirements", EXTRA)
     with zipfile.ZipFile(wheel) as archive:
         name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         metadata = email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
-    environment = {"python_version": python, "python_full_version": f"{python}.0", "platform_machine": arch,
-                   "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-                   "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": EXTRA}
     requirements = []
-    for line in metadata.get_all("Requires-Dist") or []:
-        req = packaging_requirements.Requirement(line)
-        if req.marker is not None and not req.marker.evaluate(environment):
-            continue
+    for req in device_requirements(metadata.get_all("Requires-Dist") or [], python, arch):
         extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
         requirements.append(f"{req.name}{extras}{req.specifier}")
     return sorted(requirements)
+
+
+def device_requirements(lines: Sequence[str], python: str, arch: str, extra: str = EXTRA) -> list:
+    """The ``packaging`` Requirements among ``lines`` whose markers hold on a Linux device with this Python."""
+    packaging_requirements = require_module("packaging.requirements", EXTRA)
+    environment = {"python_version": python, "python_full_version": f"{python}.0", "platform_machine": arch,
+                   "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+                   "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": extra}
+    requirements = [packaging_requirements.Requirement(line) for line in lines]
+    return [req for req in requirements if req.marker is None or req.marker.evaluate(environment)]
 
 
 # ------------------------------------------------------------------------------------------ the dependencies

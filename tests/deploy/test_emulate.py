@@ -32,6 +32,19 @@ def window(i, cls="normal", confidence=0.9, anomaly=2.0):
 # ---------------------------------------------------------------------------------------------- no QEMU needed
 
 
+def test_an_extras_own_marker_keeps_its_precedence():
+    from edgekit.deploy.rootfs import with_extra_marker
+    from edgekit.deploy.wheelhouse import device_requirements
+
+    lines = [with_extra_marker("tomli>=2; python_version < '3.11' or platform_machine == 'armv7l'", "runtime"),
+             with_extra_marker("numba>=0.59", "runtime"), "numpy>=1.24"]
+    assert lines[0] == "tomli>=2; (python_version < '3.11' or platform_machine == 'armv7l') and extra == 'runtime'"
+    names = lambda python, extra: [r.name for r in device_requirements(lines, python, "aarch64", extra)]  # noqa: E731
+    assert names("3.10", "runtime") == ["tomli", "numba", "numpy"]
+    assert names("3.11", "runtime") == ["numba", "numpy"]
+    assert names("3.10", "train") == ["numpy"]  # the or-branch must not leak tomli into another extra
+
+
 def test_identical_runs_agree():
     runs = [window(i, confidence=0.5 + i / 10) for i in range(4)]
     result = compare_predictions(runs, [dict(r) for r in runs])
