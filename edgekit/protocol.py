@@ -1,10 +1,13 @@
 """MQTT topics and versioned message schemas, shared by the device runtime and the fleet collector.
 
 Pure stdlib, so both sides can import it without pulling anything in. Every message is a JSON object with an
-envelope (``v``, ``kind``, ``device``, ``fleet``, ``seq``, ``ts``) and the fields of its kind at the top level.
+envelope (``v``, ``kind``, ``device``, ``fleet``, ``seq``, ``ts``, and ``epoch`` where the sender has one) and the
+fields of its kind at the top level.
 
 ``seq`` numbers a device's reports (drift, pred, upload and status reports) from 0 without gaps, across restarts; QoS 1
-may deliver a report twice, and :func:`dedup_key` is how a receiver drops the copy. Presence messages (the
+may deliver a report twice, and :func:`dedup_key` is how a receiver drops the copy. ``epoch`` names the outbox that
+numbered them: a device whose outbox file is lost (a new SD card, a wiped state folder) starts again at seq 0 under
+a new epoch, and its new reports are not mistaken for copies of the old ones. Presence messages (the
 retained ``status`` that the connection itself sends: ``online`` on connect, ``offline`` on a clean stop and as
 the last will) carry ``"presence": true`` and repeat the next report number as a high-water mark; they are state,
 not reports, and the latest retained one wins.
@@ -25,7 +28,7 @@ PROTOCOL_VERSION = 1
 TOPIC_ROOT = "edgekit"
 KINDS = ("status", "drift", "pred", "cmd", "upload")
 STATUS_STATES = ("online", "offline", "degraded")
-ENVELOPE_FIELDS = ("v", "kind", "device", "fleet", "seq", "ts")
+ENVELOPE_FIELDS = ("v", "kind", "device", "fleet", "seq", "ts", "epoch")
 
 # Letters, digits, '-', '_' and '.': never an MQTT wildcard ('+', '#'), level separator ('/') or the '$'
 # that brokers reserve for system topics.
@@ -155,19 +158,22 @@ def parse_topic(mqtt_topic: str) -> tuple[str, str, str]:
 
 
 def envelope(kind: str, device_id: str, fleet: str, seq: int, body: dict[str, Any],
-             ts: float | None = None) -> dict[str, Any]:
+             ts: float | None = None, epoch: str | None = None) -> dict[str, Any]:
     """Stamp ``body`` with the envelope; ``ts`` defaults to now (unix seconds).
 
     >>> envelope("pred", "pump.7", "plant-a", 3, {"window": 12, "class": "normal"},
-    ...          ts=1.5)  # doctest: +NORMALIZE_WHITESPACE
-    {'v': 1, 'kind': 'pred', 'device': 'pump.7', 'fleet': 'plant-a', 'seq': 3, 'ts': 1.5,
+    ...          ts=1.5, epoch="5eed0001")  # doctest: +NORMALIZE_WHITESPACE
+    {'v': 1, 'kind': 'pred', 'device': 'pump.7', 'fleet': 'plant-a', 'seq': 3, 'ts': 1.5, 'epoch': '5eed0001',
      'window': 12, 'class': 'normal'}
     """
     clash = sorted(set(body) & set(ENVELOPE_FIELDS))
     if clash:
         raise ProtocolError(f"message body uses envelope field(s) {', '.join(clash)}; rename them")
-    return {"v": PROTOCOL_VERSION, "kind": kind, "device": device_id, "fleet": fleet, "seq": seq,
-            "ts": float(time.time() if ts is None else ts), **body}
+    stamped = {"v": PROTOCOL_VERSION, "kind": kind, "device": device_id, "fleet": fleet, "seq": seq,
+               "ts": float(time.time() if ts is None else ts)}
+    if epoch is not None:
+        stamped["epoch"] = epoch
+    return {**stamped, **body}
 
 
 def _type_names(types: tuple[type, ...]) -> str:
@@ -215,6 +221,8 @@ def validate(message: dict[str, Any]) -> dict[str, Any]:
     if message["seq"] < 0:
         raise ProtocolError(f"{kind} message: 'seq' must be >= 0, got {message['seq']}")
     _check_type(message, "ts", (int, float))
+    if "epoch" in message:  # optional: senders before it was added, and a fleet's own test messages
+        _check_type(message, "epoch", (str,))
     for name, types in REQUIRED_FIELDS[kind].items():
         _check_type(message, name, types)
     if kind == "status" and message["state"] not in STATUS_STATES:
@@ -222,15 +230,15 @@ def validate(message: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def dedup_key(message: dict[str, Any]) -> tuple[str, str, int] | None:
+def dedup_key(message: dict[str, Any]) -> tuple[str, str, str, int] | None:
     """What identifies a report across QoS 1 redeliveries; None for presence messages, which are never dropped.
 
-    >>> dedup_key(envelope("pred", "d1", "f", 4, {"window": 1, "class": 0}))
-    ('f', 'd1', 4)
+    >>> dedup_key(envelope("pred", "d1", "f", 4, {"window": 1, "class": 0}, epoch="5eed0001"))
+    ('f', 'd1', '5eed0001', 4)
     """
     if message.get("presence"):
         return None
-    return message["fleet"], message["device"], message["seq"]
+    return message["fleet"], message["device"], message.get("epoch", ""), message["seq"]
 
 
 def encode(message: dict[str, Any]) -> bytes:

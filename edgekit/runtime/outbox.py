@@ -2,7 +2,7 @@
 
 SQLite in WAL mode with ``synchronous=FULL``, so a put that has returned survives a power cut. The outbox also
 keeps the device's report sequence counter (in the same transaction as the report, so a crash can never leave a
-gap in the numbers), a counter of reports dropped because the outbox was full, and a ``rejected`` table of
+gap in the numbers) and the random ``epoch`` that names this counter (a new outbox file numbers from 0 again), a counter of reports dropped because the outbox was full, and a ``rejected`` table of
 dead letters: reports the broker refused, with its reason, kept for an operator instead of silently lost.
 
 One connection is shared by the main thread and paho's network thread, behind a lock.
@@ -20,6 +20,7 @@ One connection is shared by the main thread and paho's network thread, behind a 
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS rejected (
     rejected REAL NOT NULL,
     reason TEXT NOT NULL
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', 1), ('seq', 0), ('dropped', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', 1), ('seq', 0), ('dropped', 0), ('epoch', :epoch);
 """
 
 
@@ -106,8 +107,13 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: with WAL, NORMAL may lose the last commits on a power cut; a report we said was stored must be.
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            self._db.execute("BEGIN IMMEDIATE")
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                self._db.execute(statement, {"epoch": secrets.randbits(32)} if ":epoch" in statement else {})
+            self._db.execute("COMMIT")
             schema = self._meta("schema")
+            # Written once, with the file: outboxes opened by an edgekit before epochs get theirs now.
+            self.epoch = f"{self._meta('epoch'):08x}"
             # Kept in memory: COUNT(*) walks the whole table, and a put would pay for it every time.
             self._count = self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
         except sqlite3.DatabaseError as exc:

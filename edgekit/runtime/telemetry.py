@@ -157,7 +157,7 @@ class Telemetry:
             raise protocol.ProtocolError(f"a device publishes {', '.join(REPORT_KINDS)} reports, not {kind!r}")
 
         def make_payload(seq: int) -> bytes:
-            message = protocol.envelope(kind, self.device_id, self.fleet, seq, body)
+            message = protocol.envelope(kind, self.device_id, self.fleet, seq, body, epoch=self.outbox.epoch)
             return protocol.encode(protocol.validate(message))
 
         full = len(self.outbox) >= self.outbox.max_messages
@@ -295,7 +295,8 @@ class Telemetry:
 
     def _presence(self, state: str, **extra: Any) -> bytes:
         body = {"state": state, "presence": True, "client_id": self.client_id, **extra}
-        return protocol.encode(protocol.envelope("status", self.device_id, self.fleet, self.outbox.issued, body))
+        return protocol.encode(protocol.envelope("status", self.device_id, self.fleet, self.outbox.issued, body,
+                                                 epoch=self.outbox.epoch))
 
     def _fall_back(self, old: Any) -> None:
         old.loop_stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -55,6 +56,18 @@ def test_messages_and_counters_survive_reopening(path):
         assert box.dropped == 2
         assert box.rejected_count == 1
         assert len(box) == 2
+
+
+def test_the_epoch_is_kept_with_the_file_and_a_new_file_gets_another(path, tmp_path):
+    with Outbox(path) as box:
+        epoch = box.epoch
+        box.put_sequenced("t", lambda seq: b"%d" % seq)
+    assert len(epoch) == 8 and int(epoch, 16) >= 0
+    with Outbox(path) as box:
+        assert box.epoch == epoch and box.issued == 1
+    shutil.rmtree(path.parent)
+    with Outbox(path) as box:  # the file was lost: numbering restarts, under a new name
+        assert box.issued == 0 and box.epoch != epoch
 
 
 def test_full_outbox_drops_the_oldest_and_counts(path):

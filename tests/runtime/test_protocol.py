@@ -122,10 +122,22 @@ def test_decode_refuses_what_is_not_a_json_object(payload, error):
 
 
 def test_dedup_key_skips_presence():
-    report = protocol.envelope("pred", "d", "f", 3, BODIES["pred"])
+    report = protocol.envelope("pred", "d", "f", 3, BODIES["pred"], epoch="0000beef")
     presence = protocol.envelope("status", "d", "f", 3, {"state": "online", "presence": True})
-    assert protocol.dedup_key(report) == ("f", "d", 3)
+    assert protocol.dedup_key(report) == ("f", "d", "0000beef", 3)
     assert protocol.dedup_key(presence) is None
+
+
+def test_a_new_epoch_is_not_a_copy_and_an_old_sender_still_validates():
+    before = protocol.envelope("pred", "d", "f", 0, BODIES["pred"], epoch="0000beef")
+    after_reset = protocol.envelope("pred", "d", "f", 0, BODIES["pred"], epoch="00c0ffee")
+    assert protocol.dedup_key(before) != protocol.dedup_key(after_reset)
+    without = protocol.validate(protocol.envelope("pred", "d", "f", 0, BODIES["pred"]))
+    assert "epoch" not in without and protocol.dedup_key(without) == ("f", "d", "", 0)
+    with pytest.raises(ProtocolError, match="field 'epoch' must be str, got 7"):
+        protocol.validate({**before, "epoch": 7})
+    with pytest.raises(ProtocolError, match="envelope field"):
+        protocol.envelope("pred", "d", "f", 0, {**BODIES["pred"], "epoch": "x"})
 
 
 @settings(derandomize=True, max_examples=60)

@@ -71,6 +71,20 @@ def test_outage_and_kill_9_lose_no_report(cnn_bundle, mosquitto, subscriber, tmp
     # Window numbering continued across the restart from the last saved state.
     firsts = sorted(m["first_window"] for m in unique.values())
     assert firsts[-1] > firsts[0]
+    # One outbox, so one epoch, across the outage, the kill and the restart.
+    (epoch,) = {m["epoch"] for m in sub.received()}
+    # 4. The outbox is lost (a new SD card): numbering restarts at 0 under a new epoch, and a receiver that drops
+    # copies by dedup_key keeps every new report.
+    for leftover in state.glob("outbox.sqlite*"):
+        leftover.unlink()
+    before = len({protocol.dedup_key(m) for m in sub.received() if not m.get("presence")})
+    finish(edgekit_run(cnn_bundle, state, broker.url, "--source", "synth:normal:duration=2", "--report-every", "6"))
+    assert sub.wait_for(lambda s: any(m.get("state") == "offline" and m["epoch"] != epoch for m in s.received()),
+                        timeout=30)
+    fresh = [m for m in sub.received() if not m.get("presence") and m["epoch"] != epoch]
+    fresh_seqs = sorted({m["seq"] for m in fresh})
+    assert fresh_seqs and fresh_seqs == list(range(len(fresh_seqs)))
+    assert len({protocol.dedup_key(m) for m in sub.received() if not m.get("presence")}) == before + len(fresh_seqs)
 
 
 def test_commands_over_mqtt_change_the_interval_and_upload_windows(cnn_bundle, mosquitto, subscriber, tmp_path):

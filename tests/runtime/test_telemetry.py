@@ -53,7 +53,7 @@ def config_for(broker, **options) -> BrokerConfig:
 def seqs(messages: list[dict]) -> list[int]:
     """Sequence numbers after dropping QoS 1 duplicates the way a receiver does."""
     unique = {protocol.dedup_key(m): m for m in messages if protocol.dedup_key(m) is not None}
-    return sorted(key[2] for key in unique)
+    return sorted(key[3] for key in unique)
 
 
 # -- configuration (no broker) ---------------------------------------------------------------------------------
