@@ -49,7 +49,8 @@ def main() -> None:
             raise SystemExit(done.stdout + done.stderr)
         report = json.loads(done.stdout)
         results.append({"run": run_name, "target": target, "seconds": round(seconds, 1),
-                        "artifacts": report["artifacts"], "int8_layers": report["int8_layers"]})
+                        "artifacts": report["artifacts"], "int8_layers": report["int8_layers"],
+                        "tflite_int8_layers": report["tflite_int8_layers"]})
     host = {"machine": platform.machine(), "cpus": os.cpu_count(), "date": date.today().isoformat()}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "export.json").write_text(json.dumps({"host": host, "results": results,

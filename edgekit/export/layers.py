@@ -1,9 +1,9 @@
 """Per-layer comparison of a quantized ONNX graph with its fp32 original, to find the layer that loses precision.
 
 Every tensor the fp32 graph computes is compared, on the same inputs, with its quantized value in the QDQ graph
-(the output of the DequantizeLinear that follows its QuantizeLinear): both are exposed as extra graph outputs. Exposing them stops ONNX Runtime from fusing Q/DQ groups into integer kernels,
-so the quantized numbers are simulated (fake-quant) - the standard way quantization debuggers report, and what
-locates a bad layer.
+(the output of the DequantizeLinear that follows its QuantizeLinear): both are exposed as extra graph outputs.
+Exposing them stops ONNX Runtime from fusing Q/DQ groups into integer kernels, so the quantized numbers are
+simulated (fake-quant) - the standard way quantization debuggers report, and what locates a bad layer.
 """
 
 from __future__ import annotations
@@ -69,18 +69,18 @@ def layer_report(fp32_path: Path, int8_path: Path, inputs: np.ndarray, max_windo
         input_name = session.get_inputs()[0].name
         rows = [session.run(wanted, {input_name: batch[i:i + 1]}) for i in range(len(batch))]
         results[key] = {name: np.concatenate([r[j] for r in rows]) for j, name in enumerate(wanted)}
-    report = []
-    for op, name, int8_name in layers:
-        if name not in results["fp32"] or int8_name not in results["int8"]:
-            continue
-        ref = results["fp32"][name].astype(np.float64).ravel()
-        quant = results["int8"][int8_name].astype(np.float64).ravel()
-        norm = np.linalg.norm(ref)
-        denominator = norm * np.linalg.norm(quant)
-        report.append({
-            "op": op, "tensor": name,
-            "relative_error": float(np.linalg.norm(quant - ref) / norm) if norm > 0 else 0.0,
-            "max_abs_error": float(np.max(np.abs(quant - ref))),
-            "cosine": float(ref @ quant / denominator) if denominator > 0 else 1.0,
-        })
-    return report
+    return [{"op": op, "tensor": name, **layer_errors(results["fp32"][name], results["int8"][int8_name])}
+            for op, name, int8_name in layers if name in results["fp32"] and int8_name in results["int8"]]
+
+
+def layer_errors(reference: np.ndarray, quantized: np.ndarray) -> dict[str, float]:
+    """Relative L2 error, max abs error and cosine similarity of a quantized layer output against the float one."""
+    ref = np.asarray(reference, dtype=np.float64).ravel()
+    quant = np.asarray(quantized, dtype=np.float64).ravel()
+    norm = np.linalg.norm(ref)
+    denominator = norm * np.linalg.norm(quant)
+    return {
+        "relative_error": float(np.linalg.norm(quant - ref) / norm) if norm > 0 else 0.0,
+        "max_abs_error": float(np.max(np.abs(quant - ref))),
+        "cosine": float(ref @ quant / denominator) if denominator > 0 else 1.0,
+    }

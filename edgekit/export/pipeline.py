@@ -15,6 +15,7 @@ from edgekit.bundle import write_bundle
 from edgekit.export.base import Artifact, ExportContext, ExportError, get_exporter, registered
 from edgekit.export.budgets import activation_memory, check_budget
 from edgekit.export.layers import layer_report
+from edgekit.export.tflite_layers import tflite_layer_report
 from edgekit.export.report import report_json, write_reports
 from edgekit.bench.measure import latency_ms
 from edgekit.export.validate import check_thresholds, compare
@@ -74,12 +75,15 @@ def export_run(run_dir: str | Path, target: str, out: str | Path, *, targets_dir
         say("per-layer int8 report")
         layers = (layer_report(ctx.path("model_fp32.onnx"), ctx.path("model_int8.onnx"), ctx.holdout_inputs)
                   if "onnx_int8" in ctx.artifacts else [])
+        tflite = ctx.artifacts.get("tflite_int8")
+        tflite_layers = (tflite_layer_report(deployable_model(run.model), ctx.path(tflite.file), ctx.holdout_inputs)
+                         if tflite is not None else [])
         artifacts = list(ctx.artifacts.values())
         report = report_json(profile.name, {
             "path": str(Path(run_dir)), "architecture": run.model_info["architecture"],
             "n_parameters": run.model_info["n_parameters"], "macs_per_window": run.model_info["macs_per_window"],
             "holdout_windows": int(len(ctx.holdout_labels)), "host": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-        }, artifacts, layers)
+        }, artifacts, layers, tflite_layers)
         write_reports(ctx.out_dir, report)
         files = {a.file: ctx.path(a.file) for a in artifacts}
         for a in artifacts:

@@ -11,7 +11,8 @@ def _fmt(value, spec: str, empty: str = "n/a") -> str:
     return empty if value is None else format(value, spec)
 
 
-def report_json(target: str, run_info: dict, artifacts: list[Artifact], layers: list[dict]) -> dict:
+def report_json(target: str, run_info: dict, artifacts: list[Artifact], layers: list[dict],
+                tflite_layers: list[dict] = ()) -> dict:
     rows = []
     for a in artifacts:
         v = a.validation
@@ -23,7 +24,8 @@ def report_json(target: str, run_info: dict, artifacts: list[Artifact], layers: 
             "reference": a.reference, "peak_activation_bytes": v.get("peak_activation_bytes"),
             "ram_bytes": v.get("ram_bytes"), "notes": a.notes,
         })
-    return {"target": target, "run": run_info, "artifacts": rows, "int8_layers": layers}
+    return {"target": target, "run": run_info, "artifacts": rows, "int8_layers": layers,
+            "tflite_int8_layers": list(tflite_layers)}
 
 
 def report_markdown(report: dict) -> str:
@@ -45,15 +47,27 @@ def report_markdown(report: dict) -> str:
     notes = [a for a in report["artifacts"] if a["notes"]]
     if notes:
         lines += [""] + [f"- `{a['file']}` ({a['target_format']}): {a['notes']}" for a in notes]
-    if report["int8_layers"]:
-        lines += ["", "## int8 ONNX, layer by layer", "",
-                  "Each layer's output in the quantized graph against the fp32 graph (simulated quantization, "
-                  "same inputs). A jump in relative error marks the layer that loses precision.", "",
-                  "| # | op | tensor | relative error | max abs error | cosine |", "|---|---|---|---|---|---|"]
-        for i, layer in enumerate(report["int8_layers"]):
-            lines.append(f"| {i} | {layer['op']} | `{layer['tensor']}` | {layer['relative_error']:.4f} | "
-                         f"{layer['max_abs_error']:.3g} | {layer['cosine']:.5f} |")
+    lines += _layer_table(
+        "int8 ONNX, layer by layer", report["int8_layers"],
+        "Each layer's output in the quantized graph against the fp32 graph (simulated quantization, same inputs). "
+        "A jump in relative error marks the layer that loses precision.")
+    lines += _layer_table(
+        "Full-int8 TFLite, layer by layer", report.get("tflite_int8_layers", []),
+        "Each op's dequantized int8 output (LiteRT builtin kernels) against the float torch module that produced "
+        "it, same inputs. A jump in relative error marks the layer that loses precision.")
     return "\n".join(lines) + "\n"
+
+
+def _layer_table(title: str, layers: list[dict], intro: str) -> list[str]:
+    if not layers:
+        return []
+    lines = ["", f"## {title}", "", intro, "",
+             "| # | op | tensor | relative error | max abs error | cosine |", "|---|---|---|---|---|---|"]
+    for i, layer in enumerate(layers):
+        tensor = f"`{layer['tensor']}`" + (f" ({layer['module']})" if "module" in layer else "")
+        lines.append(f"| {i} | {layer['op']} | {tensor} | {layer['relative_error']:.4f} | "
+                     f"{layer['max_abs_error']:.3g} | {layer['cosine']:.5f} |")
+    return lines
 
 
 def write_reports(folder, report: dict) -> None:

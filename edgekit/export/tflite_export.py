@@ -175,11 +175,11 @@ def _convert(graph, quantizer, example: tuple, path: Path) -> None:
 def _shorten_tensor_names(path: Path) -> None:
     """Rename tensors from the converter's Python paths to module paths a user can read, in place.
 
-    litert-torch names each tensor by the qualified classes of its modules
-    (``edgekit.export.torch_prep._DeployedCnn/torch.nn.modules.container.Sequential_features/torch.nn.modules.conv.Conv1d_0;1``);
-    keeping the last part of each module (``Sequential_features/Conv1d_0;1``) says the same to someone reading
-    the graph and saves ~3 KiB, 6% of the CWRU cnn1d's int8 file. Signatures refer to tensors by index, so
-    nothing that runs the file reads these names.
+    litert-torch names each tensor by the qualified classes of its modules (``edgekit.export.torch_prep.
+    _DeployedCnn/torch.nn.modules.container.Sequential_features/torch.nn.modules.conv.Conv1d_0;1``); keeping
+    the last part of each module (``Sequential_features/Conv1d_0;1``) says the same to someone reading the graph
+    and saves ~3 KiB, 6% of the CWRU cnn1d's int8 file. Signatures refer to tensors by index, so nothing that
+    runs the file reads these names; ``tflite_layers`` matches them to torch modules.
     """
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -191,7 +191,7 @@ def _shorten_tensor_names(path: Path) -> None:
 
 
 def short_tensor_name(name: str) -> str:
-    """``a.B/c.D_x/e.F_0;1`` -> ``D_x/F_0;1``: the root module and the class's Python package go; ``;`` joins fused ops."""
+    """``a.B/c.D_x/e.F_0;1`` -> ``D_x/F_0;1``: the root module and the classes' packages go (``;`` joins fused ops)."""
     parts = []
     for part in name.split(";"):
         modules = [module.rsplit(".", 1)[-1] for module in part.split("/")]

@@ -40,7 +40,11 @@ def test_every_profile_exports_a_verified_bundle(target, mlp_run_dir, tmp_path):
     assert manifest["target"]["name"] == target
     for entry in bundle.artifacts:
         assert {"file", "format", "precision", "sha256"} <= set(entry)
-    assert (tmp_path / "bundle" / "report.md").read_text().startswith(f"# Export report: mlp for {target}")
+    markdown = (tmp_path / "bundle" / "report.md").read_text()
+    assert markdown.startswith(f"# Export report: mlp for {target}")
+    if "tflite_int8" in profile.formats:  # the MCU profiles ship only this file: its layers are reported too
+        assert report["tflite_int8_layers"][-1]["module"] == "logits"
+        assert "## Full-int8 TFLite, layer by layer" in markdown
 
 
 def test_cnn1d_for_rpi4_int8_stays_close_to_fp32(cnn_run_dir, tmp_path):

@@ -252,3 +252,40 @@ def test_short_tensor_name(name, short):
     from edgekit.export.tflite_export import short_tensor_name
 
     assert short_tensor_name(name) == short
+
+
+def test_layer_report_follows_every_layer_and_points_at_a_broken_one(cnn_export, tmp_path):
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    from edgekit.export.tflite_layers import tflite_layer_report
+    from edgekit.export.torch_prep import deployable_model
+
+    ctx, artifact = cnn_export
+    model = deployable_model(ctx.run.model)
+    rows = tflite_layer_report(model, ctx.path(artifact.file), ctx.holdout_inputs)
+    # Every conv (with its fused ReLU) and pool, then the logits: 5 + 4 + 1 rows, in graph order.
+    assert [r["module"] for r in rows] == ["features.1", "features.2", "features.4", "features.5", "features.7",
+                                           "features.8", "features.10", "features.11", "features.13", "logits"]
+    assert all(r["cosine"] > 0.99 and r["relative_error"] < 0.15 for r in rows), rows
+    # Flip the sign of the third conv's int8 weights: the error must jump at that layer, not before it.
+    broken = flatbuffer_utils.read_model(str(ctx.path(artifact.file)))
+    subgraph = broken.subgraphs[0]
+    weights = next(t for t in subgraph.tensors if t.name == b"Sequential_features/Conv1d_6;1")
+    buffer = broken.buffers[weights.buffer]
+    buffer.data = (-buffer.data.view(np.int8).clip(-127, 127)).view(np.uint8)
+    flatbuffer_utils.write_model(broken, str(tmp_path / "broken.tflite"))
+    errors = {r["module"]: r["relative_error"]
+              for r in tflite_layer_report(model, tmp_path / "broken.tflite", ctx.holdout_inputs)}
+    assert max(errors[m] for m in ("features.1", "features.2", "features.4", "features.5")) < 0.15
+    assert errors["features.7"] > 0.5
+
+
+def test_layer_report_compares_a_fused_linear_relu_after_the_relu(mlp_export):
+    from edgekit.export.tflite_layers import tflite_layer_report
+    from edgekit.export.torch_prep import deployable_model
+
+    ctx, artifact = mlp_export
+    rows = tflite_layer_report(deployable_model(ctx.run.model), ctx.path(artifact.file), ctx.holdout_inputs)
+    # The converter names these "Linear_0;;ReLU_1;": the output is the ReLU's (module 1), not the Linear's.
+    assert [r["module"] for r in rows] == ["1", "3", "logits"]
+    assert all(r["relative_error"] < 0.1 for r in rows), rows
