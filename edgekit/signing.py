@@ -12,6 +12,8 @@ from pathlib import Path
 
 from edgekit.errors import BundleError, require_module
 
+# Where a CI job or a build script keeps the password of an encrypted signing key (the CLI asks at a terminal).
+PASSWORD_ENV = "EDGEKIT_SIGN_KEY_PASSWORD"
 
 
 def _crypto():
@@ -47,16 +49,17 @@ def verify_manifest_signature(manifest: dict, manifest_bytes: bytes, signature_p
                           "signing; re-export or re-copy the bundle") from None
 
 
-def generate_keypair(private_path, public_path) -> str:
-    """Write a new ed25519 key pair as PEM (private key mode 0600) and return its fingerprint."""
+def generate_keypair(private_path, public_path, password: bytes | None = None) -> str:
+    """Write a new ed25519 key pair as PEM (private key mode 0600, encrypted when ``password`` is given) and
+    return its fingerprint."""
     private_path, public_path = Path(private_path), Path(public_path)
     for path in (private_path, public_path):
         if path.exists() or path.is_symlink():
             raise BundleError(f"{path} already exists; refusing to overwrite a key — choose another name")
     ed25519, serialization, _ = _crypto()
     key = ed25519.Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
     try:
@@ -79,16 +82,25 @@ def generate_keypair(private_path, public_path) -> str:
     return public_key_fingerprint(key)
 
 
-def load_private_key(path):
-    """Read an unencrypted ed25519 private key from a PEM file."""
+def is_encrypted_private_key(path) -> bool:
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in _read_key_file(path)
+
+
+def load_private_key(path, password: bytes | None = None):
+    """Read an ed25519 private key from a PEM file; an encrypted one with ``password`` or $EDGEKIT_SIGN_KEY_PASSWORD."""
     ed25519, serialization, exceptions = _crypto()
     data = _read_key_file(path)
+    encrypted = is_encrypted_private_key(path)
+    if encrypted and password is None and os.environ.get(PASSWORD_ENV):
+        password = os.environ[PASSWORD_ENV].encode()
+    if encrypted and not password:
+        raise BundleError(f"{path} is an encrypted private key and no password was given; set {PASSWORD_ENV} "
+                          "(or run edgekit export at a terminal, which asks for it)")
     try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except TypeError:
-        raise BundleError(f"{path} is an encrypted private key; edgekit signs with an unencrypted key "
-                          "(make one with: edgekit keys generate --out PREFIX)") from None
+        key = serialization.load_pem_private_key(data, password=password if encrypted else None)
     except (ValueError, exceptions.UnsupportedAlgorithm):
+        if encrypted:  # cryptography says "Bad decrypt. Incorrect password?"
+            raise BundleError(f"{path}: wrong password for this encrypted private key") from None
         key = None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise BundleError(f"{path} is not an ed25519 private key in PEM form; "

@@ -23,7 +23,9 @@ from edgekit.bundle import (
 )
 from edgekit.cli.main import cli
 from edgekit.errors import BundleError, MissingDependencyError
-from edgekit.signing import generate_keypair, load_private_key, load_public_key, public_key_fingerprint
+from edgekit.signing import (
+    PASSWORD_ENV, generate_keypair, load_private_key, load_public_key, public_key_fingerprint,
+)
 
 shutil_usage = namedtuple("usage", "total used free")  # what shutil.disk_usage returns
 ARTIFACTS = [
@@ -363,6 +365,24 @@ def test_generated_keys(tmp_path, signer):
                                "and keep the private key off devices")
 
 
+def test_encrypted_keys_need_their_password(tmp_path, monkeypatch):
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    key = tmp_path / "locked.key"
+    fingerprint = generate_keypair(key, tmp_path / "locked.pub", password=b"correct horse")
+    assert b"ENCRYPTED PRIVATE KEY" in key.read_bytes()
+    with pytest.raises(BundleError) as info:
+        load_private_key(key)
+    assert str(info.value) == (f"{key} is an encrypted private key and no password was given; set "
+                               "EDGEKIT_SIGN_KEY_PASSWORD (or run edgekit export at a terminal, which asks for it)")
+    with pytest.raises(BundleError) as info:
+        load_private_key(key, b"battery staple")
+    assert str(info.value) == f"{key}: wrong password for this encrypted private key"
+    assert public_key_fingerprint(load_private_key(key, b"correct horse")) == fingerprint
+    monkeypatch.setenv(PASSWORD_ENV, "correct horse")
+    bundle = write_bundle(tmp_path / "bundle", bundle_files(), bundle_manifest(), key=key)
+    assert open_bundle(bundle, public_key=tmp_path / "locked.pub").verified_signature
+
+
 def test_raw_public_key_verifies(tmp_path, signed_bundle, signer):
     from cryptography.hazmat.primitives import serialization
 
@@ -399,6 +419,25 @@ def test_cli_keys_generate(tmp_path):
     again = runner.invoke(cli, ["keys", "generate", "--out", prefix])
     assert again.exit_code == 1
     assert again.output == f"Error: {prefix}.key already exists; refusing to overwrite a key — choose another name\n"
+
+
+def test_cli_keys_generate_with_a_password_and_export_asks_for_it(tmp_path, monkeypatch):
+    from edgekit.cli import export as export_cli
+
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    runner, prefix = CliRunner(), str(tmp_path / "locked")
+    result = runner.invoke(cli, ["keys", "generate", "--out", prefix, "--password"], input="pw\npw\n")
+    assert result.exit_code == 0, result.output
+    assert "mode 0600, encrypted;" in result.output
+    fingerprint = public_key_fingerprint(load_private_key(prefix + ".key", b"pw"))
+    # At a terminal, export asks; a wrong answer stops it before any work, with no traceback.
+    monkeypatch.setattr(export_cli, "is_interactive", lambda: True)
+    wrong = runner.invoke(cli, ["export", str(tmp_path), "--target", "rpi4", "--out", str(tmp_path / "b"),
+                                "--sign-key", prefix + ".key"], input="nope\n")
+    assert wrong.exit_code == 1 and wrong.output.endswith(f"Error: {prefix}.key: wrong password for this "
+                                                          "encrypted private key\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert public_key_fingerprint(export_cli._signing_key(prefix + ".key")) == fingerprint
 
 
 def test_cli_verify(tmp_path, signed_bundle, signer, stranger):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from edgekit.bundle import Bundle, open_bundle
-from edgekit.signing import generate_keypair
+from edgekit.signing import PASSWORD_ENV, generate_keypair
 from edgekit.cli.output import echo_json, echo_table, format_bytes, format_option
 
 # Shown first when an artifact's validation has them; any other numbers follow in name order.
@@ -22,15 +23,22 @@ def keys() -> None:
 @keys.command("generate")
 @click.option("--out", "prefix", required=True, metavar="PREFIX",
               help="Writes PREFIX.key (private, mode 0600) and PREFIX.pub (public).")
+@click.option("--password", "encrypt", is_flag=True,
+              help=f"Encrypt the private key with a password, asked for here (or read from ${PASSWORD_ENV}).")
 @format_option
-def generate(prefix: str, fmt: str) -> None:
+def generate(prefix: str, encrypt: bool, fmt: str) -> None:
     """Generate a signing key pair; refuses to overwrite existing key files."""
     private_path, public_path = Path(prefix + ".key"), Path(prefix + ".pub")
-    fingerprint = generate_keypair(private_path, public_path)
+    password = None
+    if encrypt:
+        password = os.environ.get(PASSWORD_ENV) or click.prompt(
+            "Password for the private key", hide_input=True, confirmation_prompt=True, err=True)
+    fingerprint = generate_keypair(private_path, public_path, password.encode() if password else None)
     if fmt == "json":
         echo_json({"private_key": str(private_path), "public_key": str(public_path), "fingerprint": fingerprint})
         return
-    click.echo(f"private key: {private_path} (mode 0600; keep it secret and off devices)")
+    click.echo(f"private key: {private_path} (mode 0600{', encrypted' if password else ''}; keep it secret and "
+               "off devices)")
     click.echo(f"public key:  {public_path} (copy to devices to verify bundles)")
     click.echo(f"fingerprint: {fingerprint}")
 

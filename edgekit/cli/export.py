@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from edgekit.cli.output import echo_json, format_option
@@ -27,11 +30,25 @@ def export(run_dir, target, out, archive, sign_key, targets_dir, fmt) -> None:
         if fmt != "json":
             click.echo(f"- {message}", err=True)
 
-    report = export_run(run_dir, target, out, targets_dir=targets_dir, archive=archive, sign_key=sign_key,
-                        progress=say)
+    report = export_run(run_dir, target, out, targets_dir=targets_dir, archive=archive,
+                        sign_key=_signing_key(sign_key), progress=say)
     if fmt == "json":
         echo_json(report)
         return
     markdown = report_markdown(report)
     click.echo(markdown.split("\n## ")[0].rstrip())
     click.echo(f"\nbundle written to {report['bundle']} (full report in report.md)")
+
+
+def _signing_key(path):
+    """The key file, or for an encrypted one with no $EDGEKIT_SIGN_KEY_PASSWORD, the key unlocked at a prompt."""
+    from edgekit.signing import PASSWORD_ENV, is_encrypted_private_key, load_private_key
+
+    if path is None or not is_encrypted_private_key(path) or os.environ.get(PASSWORD_ENV) or not is_interactive():
+        return path  # the library loads it, or says which password is missing
+    password = click.prompt(f"Password for {path}", hide_input=True, err=True)
+    return load_private_key(path, password.encode())
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty()
