@@ -41,8 +41,9 @@ def _print_metrics(metrics: dict, fmt: str) -> None:
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(2))
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate [cnn1d 2e-3, mlp 3e-3].")
 @click.option("--augment-snr", type=float, default=0.0, show_default=True,
-              help="cnn1d: add white noise at a random SNR in [DB, DB+20] dB to half the training windows.")
-@click.option("--no-augment", is_flag=True, help="cnn1d: train without noise and gain augmentation.")
+              help="Add white noise at a random SNR in [DB, DB+20] dB to half the training windows (the mlp: to "
+                   "3 extra copies whose features it also trains on).")
+@click.option("--no-augment", is_flag=True, help="Train without noise (and, for the cnn1d, gain) augmentation.")
 @click.option("--bearing", help="Bearing designation (e.g. 6205) for envelope features.")
 @click.option("--rpm", type=click.FloatRange(min=1), help="Shaft speed for envelope features.")
 @click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="file:./mlruns", default=None,
