@@ -11,7 +11,9 @@ On the device, each flash is a new folder and the switch is one atomic rename at
         scripts/     install.sh, update.sh, start.sh, the systemd unit (firmware_examples/rpi4)
 
 Everything that can be checked before copying is (architecture, Python, permissions, free space), and any
-failure before the switch removes the half-made release, so the device keeps running its previous one.
+failure before the switch removes the half-made release, so the device keeps running its previous one. From the
+copy to the switch the flash holds ``PATH/.flash-lock`` (``flash_lock``): a second flash to the same folder is
+refused instead of having its half-made release removed by the first one's clean-up.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Callable, Sequence
 
 from edgekit.bundle import MANIFEST_NAME, open_bundle
 from edgekit.deploy.device import DeviceInfo, check_device, format_mib, probe_device
+from edgekit.deploy.flash_lock import flash_lock
 from edgekit.deploy.ssh import Remote, SshTarget, parse_target
 from edgekit.deploy.wheelhouse import Wheelhouse, build_wheelhouse, cached_wheelhouse_exists
 from edgekit.errors import EdgekitError
@@ -193,25 +196,28 @@ def run_flash(plan: FlashPlan, *, wheelhouse: Wheelhouse | None = None, cache_di
     release_dir = f"{info.dest}/releases/{plan.release}"
     previous = info.current_release
     created = False
-    try:
-        say(f"[3/{_STEPS}] copying the bundle and {len(wheelhouse.wheels)} wheels to {host}:{release_dir}")
-        _make_release_dir(remote, info.dest, release_dir)
-        created = True
-        copy_tool = _copy_release(remote, plan, wheelhouse, release_dir, prefer_rsync and info.rsync)
-        say(f"[4/{_STEPS}] installing edgekit[runtime] into {release_dir}/venv (offline)")
-        verified = _install(remote, host, release_dir, python)
-        say(f"[5/{_STEPS}] bundle verified on the device ({verified if verified is not None else '?'} files)")
-        service, notes = _service(remote, plan, info, release_dir)
-        say(f"[6/{_STEPS}] service: {service}")
-    except BaseException as exc:
-        if created:
-            _remove_quietly(remote, release_dir)
-        if isinstance(exc, EdgekitError):
-            raise type(exc)(f"{exc}; {_kept(host, previous, created)}") from exc
-        raise
+    with flash_lock(remote, info.dest) as stale_owner:
+        try:
+            say(f"[3/{_STEPS}] copying the bundle and {len(wheelhouse.wheels)} wheels to {host}:{release_dir}")
+            _make_release_dir(remote, info.dest, release_dir)
+            created = True
+            copy_tool = _copy_release(remote, plan, wheelhouse, release_dir, prefer_rsync and info.rsync)
+            say(f"[4/{_STEPS}] installing edgekit[runtime] into {release_dir}/venv (offline)")
+            verified = _install(remote, host, release_dir, python)
+            say(f"[5/{_STEPS}] bundle verified on the device ({verified if verified is not None else '?'} files)")
+            service, notes = _service(remote, plan, info, release_dir)
+            say(f"[6/{_STEPS}] service: {service}")
+        except BaseException as exc:
+            if created:
+                _remove_quietly(remote, release_dir)
+            if isinstance(exc, EdgekitError):
+                raise type(exc)(f"{exc}; {_kept(host, previous, created)}") from exc
+            raise
 
-    say(f"[7/{_STEPS}] switching {info.dest}/current to releases/{plan.release}")
-    updated = _update(remote, host, info.dest, plan, release_dir, previous)
+        say(f"[7/{_STEPS}] switching {info.dest}/current to releases/{plan.release}")
+        updated = _update(remote, host, info.dest, plan, release_dir, previous)
+    if stale_owner is not None:
+        notes.append(f"took over a lock left by a flash that did not finish ({stale_owner or 'unknown'})")
     state = updated.get("service", [""])[0]
     if state == "restarted":
         service += "; restarted"

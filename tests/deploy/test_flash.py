@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from edgekit.bundle import write_bundle
 from edgekit.cli.main import cli
 from edgekit.deploy.device import DeviceError
 from edgekit.deploy.flash import FlashError, firmware_dir, plan_flash, run_flash
+from edgekit.deploy.flash_lock import FlashLockedError
 from edgekit.deploy.ssh import SshError, parse_target
 from edgekit.deploy.wheelhouse import WheelhouseError, build_edgekit_wheel, build_wheelhouse, runtime_requirements
 from edgekit.targets import get_profile
@@ -98,6 +100,11 @@ def test_flash_installs_verifies_and_runs(device, sshd, mlp_bundle):
 
 def test_second_flash_switches_and_a_failed_one_keeps_current(device, sshd, mlp_bundle, x86_wheelhouse):
     path, first, _ = device
+    assert not (path / ".flash-lock").exists()  # the first flash let go of its lock
+    # A lock left by a flash that died three hours ago is taken over, and said so.
+    (path / ".flash-lock").mkdir()
+    (path / ".flash-lock" / "owner").write_text("laptop pid 4242 since 2026-11-26T06:00:00Z\n")
+    os.utime(path / ".flash-lock", (time.time() - 3 * 3600, time.time() - 3 * 3600))
     # Through the command line this time; the wheelhouse comes from the cache the first flash filled.
     args = ["flash", str(mlp_bundle), "--to", sshd.url(path), "--identity", str(sshd.client_key),
             "--known-hosts", str(sshd.known_hosts), "--no-service", "--format", "json"]
@@ -109,6 +116,9 @@ def test_second_flash_switches_and_a_failed_one_keeps_current(device, sshd, mlp_
     assert os.readlink(path / "current") == f"releases/{second['release']}"
     assert releases(path) == sorted([first.release, second["release"]])
     assert "[7/7] switching" in result.stderr
+    assert "took over a lock left by a flash that did not finish (laptop pid 4242 since 2026-11-26T06:00:00Z)" in (
+        second["notes"])
+    assert not (path / ".flash-lock").exists()
 
     # A wheelhouse without numba, copied with scp this time: the offline install fails on the device.
     broken = dataclasses.replace(x86_wheelhouse, dependencies=tuple(
@@ -123,6 +133,26 @@ def test_second_flash_switches_and_a_failed_one_keeps_current(device, sshd, mlp_
         rf"previous release {second['release']}", str(failure.value)), str(failure.value)
     assert os.readlink(path / "current") == f"releases/{second['release']}"
     assert releases(path) == sorted([first.release, second["release"]])
+    assert not (path / ".flash-lock").exists()  # released on failure too
+
+
+def test_a_flash_while_another_runs_is_refused_and_touches_nothing(device, sshd, mlp_bundle, x86_wheelhouse):
+    path, _, _ = device
+    before = (os.readlink(path / "current"), releases(path))
+    (path / ".flash-lock").mkdir()
+    (path / ".flash-lock" / "owner").write_text("ci-runner pid 77 since 2026-11-26T20:30:00Z\n")
+    try:
+        plan = plan_flash(mlp_bundle, sshd.url(path), service=False, **sshd.flash_options())
+        with pytest.raises(FlashLockedError) as failure:
+            run_flash(plan, wheelhouse=x86_wheelhouse)
+        assert str(failure.value) == (
+            f"another flash to 127.0.0.1:{path} is running (ci-runner pid 77 since 2026-11-26T20:30:00Z); wait for "
+            f"it to finish, or, if none is running, remove {path}/.flash-lock on the device (it is taken over by "
+            "itself after 120 minutes)")
+        assert (os.readlink(path / "current"), releases(path)) == before
+        assert (path / ".flash-lock" / "owner").read_text().startswith("ci-runner")  # not ours to remove
+    finally:
+        shutil.rmtree(path / ".flash-lock")
 
 
 def test_wrong_architecture_is_refused_before_copying(sshd, tmp_path):
