@@ -11,7 +11,8 @@ Built once per (profile, Python, edgekit version, exact dependency pins) and kep
 4. the emulated Python imports the native extensions once, so a broken tree never gets its completion marker.
 
 A build happens in a temporary folder renamed into place at the end, under a lock file, so an interrupted build
-is never reused and two ``edgekit emulate`` processes never build at once.
+is never reused and two ``edgekit emulate`` processes never build at once. Userlands unused for 30 days (an older
+edgekit's, older pins) are removed when another one is used.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from edgekit import __version__
 from edgekit.deploy.wheelhouse import device_requirements, edgekit_cache, expand_platform_tags
 from edgekit.errors import EdgekitError, MissingDependencyError
 
-MARKER = "COMPLETE.json"  # written last; a folder without it is never used
+MARKER = "COMPLETE.json"  # written last; a folder without it is never used. Its mtime says when it was last used.
+UNUSED_DAYS = 30
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 MIRROR_ENV = "EDGEKIT_DEBIAN_MIRROR"
 
@@ -245,6 +247,8 @@ def ensure_userland(profile, *, cache_dir: str | Path | None = None, rebuild: bo
             remove_tree(folder)
         info = _read_marker(folder, spec)
         if info is not None:
+            os.utime(folder / MARKER)  # last used now: what prune_unused goes by
+            prune_unused(root, keep=spec.key, progress=progress)
             return Userland(folder, spec, built=False, build_seconds=float(info.get("build_seconds", 0.0)),
                             info=info)
         if folder.exists():  # not ours or interrupted: never half-reuse it
@@ -263,7 +267,30 @@ def ensure_userland(profile, *, cache_dir: str | Path | None = None, rebuild: bo
             remove_tree(staging)
             raise
         progress(f"userland ready in {info['build_seconds']:.0f} s: {folder}")
+        prune_unused(root, keep=spec.key, progress=progress)
         return Userland(folder, spec, built=True, build_seconds=info["build_seconds"], info=info)
+
+
+def prune_unused(root: Path, keep: str, progress: Callable[[str], None],
+                 max_idle_days: float = UNUSED_DAYS) -> list[str]:
+    """Remove userlands (about 600 MB each) no emulation has used for ``max_idle_days``: those of an older edgekit
+    or older pins are never used again. One another process holds the lock of is skipped; returns the removed keys."""
+    removed = []
+    cutoff = time.time() - max_idle_days * 86400
+    for marker in root.glob(f"*/{MARKER}"):
+        folder = marker.parent
+        if folder.name == keep or marker.stat().st_mtime > cutoff:
+            continue
+        with open(root / f"{folder.name}.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # in use right now
+            remove_tree(folder)
+        (root / f"{folder.name}.debootstrap.log").unlink(missing_ok=True)
+        removed.append(folder.name)
+        progress(f"removed the userland {folder.name}, unused for over {max_idle_days:g} days")
+    return removed
 
 
 def remove_tree(path: Path) -> None:

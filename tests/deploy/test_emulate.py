@@ -32,6 +32,33 @@ def window(i, cls="normal", confidence=0.9, anomaly=2.0):
 # ---------------------------------------------------------------------------------------------- no QEMU needed
 
 
+def test_userlands_unused_for_a_month_are_pruned_unless_in_use(tmp_path):
+    import fcntl
+    import os
+    import time
+
+    from edgekit.deploy.rootfs import MARKER, prune_unused
+
+    def userland(key, idle_days):
+        (tmp_path / key / "rootfs").mkdir(parents=True)
+        (tmp_path / key / MARKER).write_text("{}")
+        then = time.time() - idle_days * 86400
+        os.utime(tmp_path / key / MARKER, (then, then))
+
+    userland("current", 90)  # the one being used now is never pruned, however old its mark
+    userland("recent", 3)
+    userland("old", 45)
+    userland("old-but-running", 45)
+    (tmp_path / "old.debootstrap.log").write_text("log")
+    said = []
+    with open(tmp_path / "old-but-running.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert prune_unused(tmp_path, keep="current", progress=said.append) == ["old"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["current", "old-but-running", "recent"]
+    assert not (tmp_path / "old.debootstrap.log").exists()
+    assert said == ["removed the userland old, unused for over 30 days"]
+
+
 def test_an_extras_own_marker_keeps_its_precedence():
     from edgekit.deploy.rootfs import with_extra_marker
     from edgekit.deploy.wheelhouse import device_requirements
