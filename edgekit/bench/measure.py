@@ -79,15 +79,17 @@ def latency_ms(run: Callable[[np.ndarray], Any], x: np.ndarray, *, warmup: int =
             "runs": len(ms)}
 
 
-def windows_per_s(run: Callable[[np.ndarray], Any], batch: np.ndarray, repeats: int = 3) -> float:
-    """Rows of ``batch`` per second in the fastest of ``repeats`` calls (after one untimed call)."""
+def windows_per_s(run: Callable[[np.ndarray], Any], batch: np.ndarray, repeats: int = 3,
+                  min_seconds: float = 0.5) -> float:
+    """Rows of ``batch`` per second in the median call (after one untimed call), over at least ``repeats`` calls
+    and ``min_seconds``: a small batch runs in milliseconds, too short for three calls to say much."""
     run(batch)
-    best = math.inf
-    for _ in range(repeats):
+    durations: list[float] = []
+    while len(durations) < repeats or sum(durations) < min_seconds:
         started = time.perf_counter()
         run(batch)
-        best = min(best, time.perf_counter() - started)
-    return len(batch) / max(best, 1e-9)
+        durations.append(time.perf_counter() - started)
+    return len(batch) / max(float(np.median(durations)), 1e-9)
 
 
 def static_batch(engine) -> int | None:
