@@ -236,8 +236,10 @@ def threshold_sweep(outcomes: list, seconds_per_window: float) -> list[dict]:
     """False alarms and delays of DriftMonitor (healthy reference) at other effect thresholds and k-of-n rules,
     from the same reports: how the defaults were chosen."""
     mine = [(job, extra) for job, _, _, extra in outcomes if job[2:4] == ("DriftMonitor", "healthy reference")]
-    hours = sum(len(_STREAMS["stationary"][job[1]]["features"]) for job, _ in mine if job[0] == "stationary") \
-        * seconds_per_window / 3600.0
+    # Alarms are counted on the healthy streams and before each scenario's change, so both spans make the hours.
+    windows = sum(len(_STREAMS["stationary"][job[1]]["features"]) if job[0] == "stationary"
+                  else _STREAMS["scenario"][job[1]]["change"] for job, _ in mine)
+    hours = windows * seconds_per_window / 3600.0
     rows = []
     for t, threshold in enumerate(SWEEP_THRESHOLDS):
         for k, n in SWEEP_RULES:
@@ -290,14 +292,16 @@ def write_markdown(report: dict, path: Path) -> None:
         f"{SPEC.hop} samples at 12 kHz, so one window = {spw * 1000:.1f} ms of stream.",
         "",
         "- Scenarios (`edgekit.data.scenarios`, motor preset, load 0): 60 s, change at 30 s, "
-        f"seeds 0-{report['seeds'] - 1}. Each seed starts watching 47 windows later in the report grid. Delay = from the first window holding a "
-        "post-change sample to the alarm; median (min-max) over seeds.",
+        f"seeds 0-{report['seeds'] - 1}. Each seed starts watching {GRID_STEP} windows later in the report grid. "
+        "Delay = from the first window holding a post-change sample to the alarm; median (min-max) over seeds.",
         f"- False alarms: {report['machines']} healthy machines of {report['stationary_minutes']:g} min each "
         "(`synthesize(\"normal\")`, loads 0-3 in turn, seeds unseen in training), plus any alarm in the 30 s "
-        "before a scenario's change. Alarms closer than one report (128 windows, 5.5 s) count once.",
+        f"before a scenario's change. Alarms closer than one report ({REPORT_WINDOWS} windows, "
+        f"{REPORT_WINDOWS * spw:.1f} s) count once.",
         f"- DriftMonitor defaults: PSI >= {d['psi_threshold']}, W1 >= {d['effect_threshold']} reference std, "
         f"k={d['k']} of n={d['n']} reports of {report['report_windows']} windows, min_windows={d['min_windows']}. "
-        "Reference: 16 healthy recordings x 10 s over loads 0-3 (seed 100) or, *pooled*, 4 x 10 s of each of the 7 "
+        f"Reference: 16 healthy recordings x 10 s over loads 0-3 (seed {REFERENCE_SEED}) or, *pooled*, 4 x 10 s of "
+        "each of the 7 "
         "classes, like a bundle's pooled `features` reference (its per-class `by_class` references play the "
         "healthy one's part on the device).",
         f"- River {report['host']['river']} defaults (ADWIN delta=0.002, KSWIN alpha=0.005 window 100, PageHinkley "
@@ -325,7 +329,7 @@ def write_markdown(report: dict, path: Path) -> None:
     for row in report["sweep"]:
         delays = [row["median_delay_s"][s] for s in SCENARIOS]
         lines.append(f"| {row['effect_threshold']} | {row['k']} of {row['n']} | {row['false_alarms']} in "
-                     f"{row['hours'] + report['results'][0]['pre_change_hours']:.2f} h | "
+                     f"{row['hours']:.2f} h | "
                      + " | ".join("-" if v is None else f"{v:.1f} s" for v in delays) + " |")
     for row in report["results"]:
         if "largest_healthy_effect" in row:

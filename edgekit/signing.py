@@ -82,15 +82,18 @@ def generate_keypair(private_path, public_path, password: bytes | None = None) -
     return public_key_fingerprint(key)
 
 
+_ENCRYPTED_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"  # PKCS#8, what keys generate --password writes
+
+
 def is_encrypted_private_key(path) -> bool:
-    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in _read_key_file(path)
+    return _ENCRYPTED_PEM in _read_key_file(path)
 
 
 def load_private_key(path, password: bytes | None = None):
     """Read an ed25519 private key from a PEM file; an encrypted one with ``password`` or $EDGEKIT_SIGN_KEY_PASSWORD."""
     ed25519, serialization, exceptions = _crypto()
     data = _read_key_file(path)
-    encrypted = is_encrypted_private_key(path)
+    encrypted = _ENCRYPTED_PEM in data
     if encrypted and password is None and os.environ.get(PASSWORD_ENV):
         password = os.environ[PASSWORD_ENV].encode()
     if encrypted and not password:
@@ -98,6 +101,9 @@ def load_private_key(path, password: bytes | None = None):
                           "(or run edgekit export at a terminal, which asks for it)")
     try:
         key = serialization.load_pem_private_key(data, password=password if encrypted else None)
+    except TypeError:  # encrypted the old OpenSSL way ("Proc-Type: 4,ENCRYPTED"), which ed25519 keys never are
+        raise BundleError(f"{path} is an encrypted key in the old OpenSSL format, not an ed25519 key; make one "
+                          "with: edgekit keys generate --out PREFIX --password") from None
     except (ValueError, exceptions.UnsupportedAlgorithm):
         if encrypted:  # cryptography says "Bad decrypt. Incorrect password?"
             raise BundleError(f"{path}: wrong password for this encrypted private key") from None

@@ -378,6 +378,17 @@ def test_encrypted_keys_need_their_password(tmp_path, monkeypatch):
         load_private_key(key, b"battery staple")
     assert str(info.value) == f"{key}: wrong password for this encrypted private key"
     assert public_key_fingerprint(load_private_key(key, b"correct horse")) == fingerprint
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    legacy = rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.BestAvailableEncryption(b"x"))
+    (tmp_path / "legacy.key").write_bytes(legacy)
+    with pytest.raises(BundleError) as info:
+        load_private_key(tmp_path / "legacy.key")
+    assert str(info.value) == (f"{tmp_path / 'legacy.key'} is an encrypted key in the old OpenSSL format, not an "
+                               "ed25519 key; make one with: edgekit keys generate --out PREFIX --password")
     monkeypatch.setenv(PASSWORD_ENV, "correct horse")
     bundle = write_bundle(tmp_path / "bundle", bundle_files(), bundle_manifest(), key=key)
     assert open_bundle(bundle, public_key=tmp_path / "locked.pub").verified_signature

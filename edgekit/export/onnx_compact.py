@@ -10,7 +10,7 @@ What stays: every fp32 activation name (the per-layer report and a user in Netro
 names of the fp32 op nodes, the quantized weights under their fp32 parameter names (``features.3.weight``), and
 every zero point that ONNX Runtime's integer-kernel fusion needs: it fuses a Gemm only with explicit weight zero
 points, and a Q/DQ pair only when both nodes name the same zero point, so those are kept
-(``test_compaction_keeps_integer_kernels`` checks that the optimized graph keeps every QLinearConv/QGemm).
+(``tests/export/test_onnx_compact.py`` checks that the optimized graph keeps every QLinearConv/QGemm).
 """
 
 from __future__ import annotations
