@@ -34,7 +34,8 @@ from edgekit import __version__
 from edgekit.deploy.wheelhouse import device_requirements, edgekit_cache, expand_platform_tags
 from edgekit.errors import EdgekitError, MissingDependencyError
 
-MARKER = "COMPLETE.json"  # written last; a folder without it is never used. Its mtime says when it was last used.
+MARKER = "COMPLETE.json"  # written last; a folder without it is never used
+LAST_USED = "LAST_USED"  # touched at every use (the marker stays as built); prune_unused goes by its mtime
 UNUSED_DAYS = 30
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 MIRROR_ENV = "EDGEKIT_DEBIAN_MIRROR"
@@ -247,7 +248,7 @@ def ensure_userland(profile, *, cache_dir: str | Path | None = None, rebuild: bo
             remove_tree(folder)
         info = _read_marker(folder, spec)
         if info is not None:
-            os.utime(folder / MARKER)  # last used now: what prune_unused goes by
+            (folder / LAST_USED).touch()
             prune_unused(root, keep=spec.key, progress=progress)
             return Userland(folder, spec, built=False, build_seconds=float(info.get("build_seconds", 0.0)),
                             info=info)
@@ -262,6 +263,7 @@ def ensure_userland(profile, *, cache_dir: str | Path | None = None, rebuild: bo
             info = _build(staging, spec, progress, log=root / f"{spec.key}.debootstrap.log")
             info["build_seconds"] = round(time.monotonic() - start, 1)
             (staging / MARKER).write_text(json.dumps(info, indent=2) + "\n")
+            (staging / LAST_USED).touch()
             os.rename(staging, folder)
         except BaseException:
             remove_tree(staging)
@@ -279,7 +281,8 @@ def prune_unused(root: Path, keep: str, progress: Callable[[str], None],
     cutoff = time.time() - max_idle_days * 86400
     for marker in root.glob(f"*/{MARKER}"):
         folder = marker.parent
-        if folder.name == keep or marker.stat().st_mtime > cutoff:
+        used = folder / LAST_USED if (folder / LAST_USED).exists() else marker
+        if folder.name == keep or used.stat().st_mtime > cutoff:
             continue
         with open(root / f"{folder.name}.lock", "a") as handle:
             try:

@@ -37,16 +37,18 @@ def test_userlands_unused_for_a_month_are_pruned_unless_in_use(tmp_path):
     import os
     import time
 
-    from edgekit.deploy.rootfs import MARKER, prune_unused
+    from edgekit.deploy.rootfs import LAST_USED, MARKER, prune_unused
 
-    def userland(key, idle_days):
+    def userland(key, idle_days, built_days_ago=None):
         (tmp_path / key / "rootfs").mkdir(parents=True)
         (tmp_path / key / MARKER).write_text("{}")
-        then = time.time() - idle_days * 86400
-        os.utime(tmp_path / key / MARKER, (then, then))
+        (tmp_path / key / LAST_USED).touch()
+        for name, days in ((LAST_USED, idle_days), (MARKER, built_days_ago or idle_days)):
+            then = time.time() - days * 86400
+            os.utime(tmp_path / key / name, (then, then))
 
     userland("current", 90)  # the one being used now is never pruned, however old its mark
-    userland("recent", 3)
+    userland("recent", 3, built_days_ago=200)  # built long ago, used last week: kept
     userland("old", 45)
     userland("old-but-running", 45)
     (tmp_path / "old.debootstrap.log").write_text("log")
