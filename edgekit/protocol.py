@@ -203,12 +203,7 @@ def validate(message: dict[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(message, dict):
         raise ProtocolError(f"a message must be a JSON object, got {type(message).__name__}")
-    version = message.get("v")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ProtocolError(f"message has no valid protocol version 'v' (got {version!r})")
-    if version > PROTOCOL_VERSION:
-        raise ProtocolError(f"message uses protocol version {version}, this edgekit understands up to "
-                            f"{PROTOCOL_VERSION}; upgrade edgekit on this side")
+    _check_version(message.get("v"), "message", "this side")
     kind = message.get("kind")
     if kind not in KINDS:
         raise ProtocolError(f"unknown message kind {kind!r}; known kinds: {', '.join(KINDS)}")
@@ -228,6 +223,14 @@ def validate(message: dict[str, Any]) -> dict[str, Any]:
     if kind == "status" and message["state"] not in STATUS_STATES:
         raise ProtocolError(f"status message: state {message['state']!r} is not one of {', '.join(STATUS_STATES)}")
     return message
+
+
+def _check_version(version: Any, what: str, upgrade_where: str) -> None:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ProtocolError(f"{what} has no valid protocol version 'v' (got {version!r})")
+    if version > PROTOCOL_VERSION:
+        raise ProtocolError(f"{what} uses protocol version {version}, this edgekit understands up to "
+                            f"{PROTOCOL_VERSION}; upgrade edgekit on {upgrade_where}")
 
 
 def dedup_key(message: dict[str, Any]) -> tuple[str, str, str, int] | None:
@@ -287,10 +290,7 @@ def parse_command(payload: bytes | dict[str, Any]) -> Command:
     message = decode(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
     if not isinstance(message, dict):
         raise ProtocolError(f"a command must be a JSON object, got {type(message).__name__}")
-    version = message.get("v", PROTOCOL_VERSION)
-    if isinstance(version, int) and not isinstance(version, bool) and version > PROTOCOL_VERSION:
-        raise ProtocolError(f"command uses protocol version {version}, this edgekit understands up to "
-                            f"{PROTOCOL_VERSION}; upgrade edgekit on the device")
+    _check_version(message.get("v", PROTOCOL_VERSION), "command", "the device")  # a bare command is the current one
     name = message.get("name")
     if name not in COMMANDS:
         raise ProtocolError(f"unknown command {name!r}; known commands: {', '.join(COMMANDS)}")

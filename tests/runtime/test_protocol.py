@@ -184,7 +184,9 @@ def test_a_command_in_an_envelope_parses():
     ({"name": "upload_windows", "args": {"count": 5, "only_drifted": 1}}, "'only_drifted' must be bool"),
     ({"name": "upload_windows", "args": {"count": 5, "force": True}}, "unknown argument\\(s\\) force; known: count"),
     ({"name": "upload_windows", "args": [5]}, "'args' must be a JSON object"),
-    ({"v": 9, "name": "upload_windows", "args": {"count": 5}}, "protocol version 9.*upgrade edgekit"),
+    ({"v": 9, "name": "upload_windows", "args": {"count": 5}}, "protocol version 9.*upgrade edgekit on the device"),
+    ({"v": "2", "name": "upload_windows", "args": {"count": 5}}, "command has no valid protocol version 'v'"),
+    ({"v": True, "name": "upload_windows", "args": {"count": 5}}, "command has no valid protocol version 'v'"),
     (b"nonsense", "not JSON"),
 ])
 def test_bad_commands_say_what_is_wrong(payload, error):
