@@ -21,19 +21,11 @@ bytes, the same signature (ed25519 is deterministic) and the same archive. An ex
 This module is imported on the device: the standard library and numpy only at module level; ``cryptography`` is
 imported inside the functions that make or check a signature.
 
->>> import shutil, tempfile
->>> folder = Path(tempfile.mkdtemp())
->>> artifacts = [{"file": "model.onnx", "format": "onnx", "precision": "fp32"}]
->>> out = write_bundle(folder / "bundle", {"model.onnx": b"onnx bytes"}, {"artifacts": artifacts})
->>> opened = open_bundle(out, trust="hashes")
->>> opened.artifact(precision="fp32")["size_bytes"], opened.signed
-(10, False)
->>> shutil.rmtree(folder)
+``edgekit.bundle_writer.write_bundle`` writes bundles; this module reads and checks them.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -43,22 +35,19 @@ import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 
-from edgekit import __version__
 from edgekit.errors import BundleError
-from edgekit.jsonable import json_default
-from edgekit.signing import as_private_key, public_key_fingerprint, verify_manifest_signature
+from edgekit.signing import verify_manifest_signature
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 TRUST_LEVELS = ("verify", "hashes", "none")
 
-_RESERVED = (MANIFEST_NAME, SIGNATURE_NAME)
+RESERVED_NAMES = (MANIFEST_NAME, SIGNATURE_NAME)
 _NAME_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")
 _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _CHANGED = "the file changed after export; re-export or re-copy the bundle"
@@ -68,60 +57,10 @@ MAX_UNPACKED_BYTES = 8 << 30
 MAX_ARCHIVE_MEMBERS = 10_000
 
 
-# ----------------------------------------------------------------------------------------------- writing
+# ----------------------------------------------------------------------------------------------- shared with the writer
 
 
-def write_bundle(out_dir, files: Mapping[str, Any], manifest: Mapping[str, Any], key=None, *,
-                 archive: bool = False) -> Path:
-    """Write a bundle folder (and with ``archive=True`` also ``<out_dir>.tar.gz``); return what was written.
-
-    ``files`` maps relative names to bytes or to source paths. ``manifest`` is the caller's content (``artifacts``,
-    ``target``, ``classes``, ...); ``files``, ``schema_version``, ``signing`` and each artifact's ``sha256`` and
-    ``size_bytes`` are filled in here, ``created`` and ``edgekit_version`` unless the caller gives them. ``key``
-    (an ed25519 private key or the path of its PEM file) signs the manifest. An existing bundle at ``out_dir`` is
-    replaced; any other non-empty folder is refused.
-    """
-    out_dir = Path(out_dir)
-    if not isinstance(manifest, Mapping):
-        raise TypeError(f"manifest must be a dict, not {type(manifest).__name__}")
-    names = sorted(files)
-    for name in names:
-        _check_name(name)
-        if name in _RESERVED:
-            raise BundleError(f"{name!r} is written by write_bundle itself; give your file another name")
-    _check_no_folder_clash(names)
-    _check_out_dir(out_dir)
-    private_key = as_private_key(key) if key is not None else None  # a bad key fails before anything is written
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Build next to the target so the final step is a rename on one filesystem, never a copy.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        os.chmod(staging, 0o755)  # mkdtemp makes it owner-only; the runtime may read it as another user
-        entries = [_write_file(staging, name, files[name]) for name in names]
-        manifest_bytes = canonical_json(_complete_manifest(manifest, entries, private_key))
-        (staging / MANIFEST_NAME).write_bytes(manifest_bytes)
-        if private_key is not None:
-            (staging / SIGNATURE_NAME).write_bytes(private_key.sign(manifest_bytes))
-        _move_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return _write_archive(out_dir) if archive else out_dir
-
-
-def canonical_json(manifest: Mapping[str, Any]) -> bytes:
-    """The manifest as the exact bytes that are hashed and signed: sorted keys, indent 2, trailing newline."""
-    try:
-        text = json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False,
-                          default=json_default)
-    except (TypeError, ValueError) as exc:
-        raise BundleError(f"the manifest must hold plain JSON values with text keys (no NaN or infinity): {exc}") \
-            from exc
-    return (text + "\n").encode("utf-8")
-
-
-def _check_name(name) -> str:
+def check_name(name) -> str:
     if not isinstance(name, str) or not name:
         raise BundleError(f"{name!r} is not a valid bundle file name: it must be non-empty text")
     if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
@@ -135,62 +74,7 @@ def _check_name(name) -> str:
     raise BundleError(f"{name!r} is not a valid bundle file name: {reason}")
 
 
-def _check_no_folder_clash(names: list[str]) -> None:
-    taken = set(names)
-    for name in names:
-        parts = name.split("/")
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in taken:
-                raise BundleError(f"{'/'.join(parts[:i])!r} is both a file and the folder of {name!r}; rename one")
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise BundleError(f"{out_dir} exists and is not a folder; choose another output path")
-    if any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
-        raise BundleError(f"{out_dir} is not empty and is not an edgekit bundle (no manifest.json); "
-                          "choose another folder or empty it")
-
-
-def _write_file(root: Path, name: str, source) -> dict:
-    dest = root / name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        dest.write_bytes(source)
-    elif isinstance(source, (str, os.PathLike)):
-        if not Path(source).is_file():
-            raise BundleError(f"{name}: source file {source} does not exist or is not a file")
-        shutil.copyfile(source, dest)
-    else:
-        raise TypeError(f"{name}: give bytes or a path, not {type(source).__name__}")
-    # Hash what landed in the bundle, not the source, so the manifest describes the bytes actually shipped.
-    sha256, size = _hash_file(dest)
-    return {"file": name, "sha256": sha256, "size_bytes": size}
-
-
-def _complete_manifest(manifest: Mapping[str, Any], entries: list[dict], private_key) -> dict:
-    doc = json.loads(canonical_json(manifest))  # a plain deep copy; the caller's dict is left alone
-    doc.pop("signing", None)
-    doc["schema_version"] = SCHEMA_VERSION
-    doc.setdefault("edgekit_version", __version__)
-    doc["created"] = doc.get("created") or _now_utc()
-    doc["files"] = entries
-    by_name = {entry["file"]: entry for entry in entries}
-    artifacts = doc.setdefault("artifacts", [])
-    if not isinstance(artifacts, list):
-        raise BundleError("manifest['artifacts'] must be a list of entries with file, format and precision")
-    for i, artifact in enumerate(artifacts):
-        _check_artifact(i, artifact, by_name, "artifact {file} is not among the bundle's files; add it to files")
-        entry = by_name[artifact["file"]]
-        artifact.update(sha256=entry["sha256"], size_bytes=entry["size_bytes"])
-    if private_key is not None:
-        doc["signing"] = {"algorithm": "ed25519", "public_key_sha256": public_key_fingerprint(private_key)}
-    return doc
-
-
-def _check_artifact(i: int, artifact, by_name: Mapping[str, dict], missing_message: str) -> None:
+def check_artifact(i: int, artifact, by_name: Mapping[str, dict], missing_message: str) -> None:
     lacking = [k for k in ("file", "format", "precision")
                if not isinstance(artifact, dict) or not isinstance(artifact.get(k), str)]
     if lacking:
@@ -199,69 +83,7 @@ def _check_artifact(i: int, artifact, by_name: Mapping[str, dict], missing_messa
         raise BundleError(missing_message.format(file=repr(artifact["file"])))
 
 
-def _now_utc() -> str:
-    # SOURCE_DATE_EPOCH (reproducible-builds.org) lets a build pin the timestamp so identical inputs give
-    # identical bytes, signatures and archives.
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    try:
-        when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
-    except ValueError:
-        raise BundleError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970; got {epoch!r}") from None
-    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    if not out_dir.exists():
-        os.replace(staging, out_dir)
-        return
-    # POSIX cannot swap two folders in one step; moving the old bundle aside first means a reader finds either
-    # the old or the new bundle whole (or, for an instant, none), never a half-written one.
-    old = staging.with_suffix(".old")
-    os.replace(out_dir, old)
-    try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_archive(folder: Path) -> Path:
-    target = folder.with_name(folder.name + ".tar.gz")
-    paths = sorted(folder.rglob("*"), key=lambda p: p.relative_to(folder).as_posix())
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder.parent)
-    try:
-        # gzip stores a name and an mtime in its header; both are blanked so equal inputs give equal bytes.
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            tar.addfile(_tar_entry(folder.name, None))
-            for path in paths:
-                name = f"{folder.name}/{path.relative_to(folder).as_posix()}"
-                if path.is_dir():
-                    tar.addfile(_tar_entry(name, None))
-                else:
-                    with open(path, "rb") as f:
-                        tar.addfile(_tar_entry(name, path.stat().st_size), f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _tar_entry(name: str, size: int | None) -> tarfile.TarInfo:
-    # Fixed owner, time and modes: the archive depends on the bundle's content only, not on who built it when.
-    info = tarfile.TarInfo(name)
-    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-    if size is None:
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
-    else:
-        info.size, info.mode = size, 0o644
-    return info
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
+def hash_file(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -392,15 +214,15 @@ def _check_structure(manifest: dict) -> None:
         if not ok:
             raise BundleError(f"manifest.json: files entry {i} needs file, a sha256 hex digest and size_bytes; "
                               "re-export the bundle")
-        name = _check_name(entry["file"])
-        if name in _RESERVED or name in seen:
+        name = check_name(entry["file"])
+        if name in RESERVED_NAMES or name in seen:
             raise BundleError(f"manifest.json: {name!r} is listed twice or is reserved; re-export the bundle")
         seen[name] = entry
     artifacts = manifest.get("artifacts", [])
     if not isinstance(artifacts, list):
         raise BundleError("manifest.json: 'artifacts' must be a list; re-export the bundle")
     for i, artifact in enumerate(artifacts):
-        _check_artifact(i, artifact, seen, "manifest.json: artifact {file} is not in files; re-export the bundle")
+        check_artifact(i, artifact, seen, "manifest.json: artifact {file} is not in files; re-export the bundle")
         if artifact.get("sha256") != seen[artifact["file"]]["sha256"]:
             raise BundleError(f"manifest.json: artifact {artifact['file']!r} disagrees with its files entry; "
                               "re-export the bundle")
@@ -426,7 +248,7 @@ def _check_files(root: Path, manifest: dict) -> None:
         if name not in present:
             raise BundleError(f"{name}: listed in manifest.json but missing from the bundle; "
                               "re-copy the whole bundle")
-    extra = sorted(present - set(listed) - set(_RESERVED))
+    extra = sorted(present - set(listed) - set(RESERVED_NAMES))
     if extra:
         more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
         raise BundleError(f"{extra[0]}{more}: not listed in manifest.json — added after export; "
@@ -436,7 +258,7 @@ def _check_files(root: Path, manifest: dict) -> None:
         if size != entry["size_bytes"]:
             raise BundleError(f"{name}: size mismatch ({size} bytes, manifest.json says {entry['size_bytes']}) — "
                               f"{_CHANGED}")
-        if _hash_file(root / name)[0] != entry["sha256"]:
+        if hash_file(root / name)[0] != entry["sha256"]:
             raise BundleError(f"{name}: sha256 mismatch — {_CHANGED}")
 
 

@@ -18,9 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 import edgekit.bundle as bundle_module
-from edgekit.bundle import (
-    MANIFEST_NAME, SCHEMA_VERSION, SIGNATURE_NAME, open_bundle, write_bundle,
-)
+from edgekit.bundle import MANIFEST_NAME, SCHEMA_VERSION, SIGNATURE_NAME, open_bundle
+from edgekit.bundle_writer import write_bundle
 from edgekit.cli.main import cli
 from edgekit.errors import BundleError, MissingDependencyError
 from edgekit.signing import (

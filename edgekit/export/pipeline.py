@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from edgekit import __version__
-from edgekit.bundle import write_bundle
+from edgekit.bundle_writer import write_bundle
 from edgekit.export.base import Artifact, ExportContext, ExportError, get_exporter, registered
 from edgekit.export.budgets import activation_memory, check_budget
 from edgekit.export.layers import layer_report

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from sshd import Sshd, free_port, make_key
 
-from edgekit.bundle import write_bundle
+from edgekit.bundle_writer import write_bundle
 from edgekit.cli.main import cli
 from edgekit.deploy.device import DeviceError
 from edgekit.deploy.flash import FlashError, firmware_dir, plan_flash, run_flash

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from edgekit.bench.measure import benchmark_bundle
 from edgekit.bench.report import markdown, write_report
-from edgekit.bundle import open_bundle, write_bundle
+from edgekit.bundle import open_bundle
+from edgekit.bundle_writer import write_bundle
 from edgekit.cli.main import cli
 from edgekit.data.store import Dataset, Recording, save_dataset
 
