@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from edgekit.errors import ConfigError
@@ -64,9 +65,9 @@ class BrokerConfig:
 
     @classmethod
     def from_url(cls, url: str, *, username: str | None = None, password: str | None = None,
-                 ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None,
-                 protocol: str = "auto", keepalive: int = 30, max_reconnect_delay: int = 30) -> BrokerConfig:
-        """Parse ``mqtt://[user:pass@]host[:port]`` (port 1883) or ``mqtts://...`` (port 8883).
+                 **options: Any) -> BrokerConfig:
+        """Parse ``mqtt://[user:pass@]host[:port]`` (port 1883) or ``mqtts://...`` (port 8883); ``options`` are
+        the other fields (``ca_file``, ``keepalive``, ...), with the dataclass's defaults.
 
         A user name or password given as an argument overrides the one in the URL.
         """
@@ -88,8 +89,7 @@ class BrokerConfig:
         if password is None and parts.password is not None:
             password = unquote(parts.password)
         return cls(host=parts.hostname, port=DEFAULT_PORTS[scheme] if port is None else port, tls=scheme == "mqtts",
-                   username=username, password=password, ca_file=ca_file, cert_file=cert_file, key_file=key_file,
-                   protocol=protocol, keepalive=keepalive, max_reconnect_delay=max_reconnect_delay)
+                   username=username, password=password, **options)
 
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying TLS context with the CA file (or the system's CAs) and the client certificate, if any."""
