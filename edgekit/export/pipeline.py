@@ -62,7 +62,8 @@ def export_run(run_dir: str | Path, target: str, out: str | Path, *, targets_dir
                             holdout_inputs=graph_inputs(run, holdout), holdout_labels=holdout["labels"])
         # Held-out logits by reference name; each checked artifact adds its own, so the fp32 ONNX (always first)
         # is run once and then serves as the reference of the others.
-        logits = {"torch": _torch_logits(deployable_model(run.model), ctx.holdout_inputs)}
+        deployed = deployable_model(run.model)
+        logits = {"torch": _torch_logits(deployed, ctx.holdout_inputs)}
         # FORMATS is in dependency order (int8 ONNX before the TensorRT int8 recipe built from it).
         formats = ["onnx_fp32"] + [f for f in FORMATS if f in profile.formats and f != "onnx_fp32"]
         for fmt in formats:
@@ -76,7 +77,7 @@ def export_run(run_dir: str | Path, target: str, out: str | Path, *, targets_dir
         layers = (layer_report(ctx.path("model_fp32.onnx"), ctx.path("model_int8.onnx"), ctx.holdout_inputs)
                   if "onnx_int8" in ctx.artifacts else [])
         tflite = ctx.artifacts.get("tflite_int8")
-        tflite_layers = (tflite_layer_report(deployable_model(run.model), ctx.path(tflite.file), ctx.holdout_inputs)
+        tflite_layers = (tflite_layer_report(deployed, ctx.path(tflite.file), ctx.holdout_inputs)
                          if tflite is not None else [])
         artifacts = list(ctx.artifacts.values())
         report = report_json(profile.name, {
